@@ -1,0 +1,1 @@
+"""The asyncio client: AsyncSession, ws_connect and AsyncWebSocket."""

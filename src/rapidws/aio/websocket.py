@@ -1,0 +1,662 @@
+"""AsyncWebSocket: the public connection object and its asyncio Protocol.
+
+Theory of operation
+-------------------
+One object is both what the user holds and the ``asyncio.Protocol`` the
+transport calls, so a received chunk goes from ``data_received`` to the
+receive queue without a task switch:
+
+- Receiving: ``data_received`` feeds the sans-I/O ``Connection``, puts the
+  messages it completes on the ``RecvQueue`` (which pauses reading when full)
+  and writes what the connection wants sent now (PONGs, CLOSE): control frames
+  jump the send queue because they never enter it.
+- Sending: ``send*`` frames the message at once and hands it to the transport
+  when nothing is queued and the transport accepts writes; otherwise the frame
+  waits in the send queue, drained by ``resume_writing``. With
+  ``coalesce_frames`` every frame goes through the queue and one callback per
+  loop iteration writes all waiting frames in one call, each keeping its own
+  frame. ``send_queue_size`` bounds the queue: a full queue makes ``send*``
+  wait (backpressure), or raise ``WebSocketTimeout`` after ``timeout``.
+- Closing: whoever closes first, the connection ends in ``connection_lost``,
+  which settles every waiter. Until then ``recv`` hands out what is queued;
+  after a failure it does so only with ``drain_on_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from ..errors import HandshakeError, WebSocketClosed, WebSocketError, WebSocketTimeout
+from ..flags import WsFlag
+from ..protocol.connection import CloseReceived, Connection, Pong, Side, State
+from ..protocol.frames import CloseCode
+from ..protocol.handshake import HandshakeResult, check_response
+from ..protocol.http11 import BodyReader, Response, ResponseParser
+from .queues import RecvQueue
+
+__all__ = ["AsyncWebSocket"]
+
+logger = logging.getLogger("rapidws.client")
+
+_TEXT = WsFlag.TEXT
+_BINARY = WsFlag.BINARY
+_CONT = WsFlag.CONT
+_OPEN = State.OPEN
+# Close codes after which iteration ends quietly instead of raising.
+_NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
+# Polling period of flush() once the send queue is empty and only the
+# transport's own buffer is left to go: asyncio has no "buffer empty" callback.
+_FLUSH_POLL = 0.001
+
+Message = tuple[bytes, WsFlag]
+
+
+def _compact_dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class AsyncWebSocket(asyncio.Protocol):
+    """A WebSocket connection; get one from ``AsyncSession.ws_connect``."""
+
+    def __init__(
+        self,
+        *,
+        recv_queue_size: int = 128,
+        send_queue_size: int = 16,
+        coalesce_frames: bool = False,
+        drain_on_error: bool = False,
+        max_message_size: int | None = 4 * 1024 * 1024,
+        autoclose: bool = True,
+        close_timeout: float | None = 10.0,
+        read_timeout: float | None = None,
+        stream_fragments: bool = False,
+    ) -> None:
+        if send_queue_size < 1:
+            raise ValueError(f"send_queue_size must be >= 1, got {send_queue_size}")
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+
+        # Opening handshake (client side of RFC 6455 §4.1)
+        self._key = ""
+        self._subprotocols: tuple[str, ...] = ()
+        self._response_parser: ResponseParser | None = None
+        self._body_reader: BodyReader | None = None
+        self._response: Response | None = None
+        self._handshake_waiter: asyncio.Future[None] = self._loop.create_future()
+        #: The server's 101 response, once the connection is open.
+        self.response: Response | None = None
+        #: The subprotocol the server chose, or None.
+        self.subprotocol: str | None = None
+
+        # Receiving
+        self._conn = Connection(
+            Side.CLIENT,
+            max_message_size=max_message_size,
+            stream=stream_fragments,
+            autoclose=autoclose,
+        )
+        self._open = False
+        self._recv_queue: RecvQueue[Message] = RecvQueue(
+            recv_queue_size, pause=self._pause_reading, resume=self._resume_reading
+        )
+        self._stream_fragments = stream_fragments
+        self._drain_on_error = drain_on_error
+        self._read_timeout = read_timeout
+
+        # Sending
+        self._send_queue: deque[bytes] = deque()
+        self._send_queue_size = send_queue_size
+        self._send_waiters: deque[asyncio.Future[None]] = deque()
+        self._coalesce = coalesce_frames
+        self._drain_scheduled = False
+        self._write_paused = False
+
+        # Closing
+        self.close_timeout = close_timeout
+        self._close_info: tuple[int, str, BaseException | None] | None = None
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._on_lost: list[Callable[[AsyncWebSocket], None]] = []
+
+    # Public methods: receiving
+
+    async def recv(self, timeout: float | None = None) -> tuple[bytes, WsFlag]:
+        """The next whole message as ``(payload, flags)``.
+
+        ``flags`` is TEXT or BINARY. Raises ``WebSocketClosed`` once the
+        connection is closed and nothing is left to read, ``WebSocketTimeout``
+        after ``timeout`` seconds.
+        """
+        item = self._recv_queue.get_nowait()
+        if item is not None and not item[1] & _CONT:
+            return item
+        return await self._recv_whole(item, timeout)
+
+    async def recv_fragment(self, timeout: float | None = None) -> tuple[bytes, WsFlag]:
+        """The next piece of a message: its flags carry CONT while more follow.
+
+        Pieces are fragments as they arrived only with ``stream_fragments=True``;
+        otherwise each piece is a whole message.
+        """
+        item = self._recv_queue.get_nowait()
+        if item is not None:
+            return item
+        return await self._get(timeout)
+
+    async def recv_str(self, timeout: float | None = None) -> str:
+        """The next message, which must be TEXT, decoded."""
+        data, flags = await self.recv(timeout)
+        if not flags & _TEXT:
+            raise WebSocketError(f"expected a TEXT message, got {flags!r}")
+        return data.decode()
+
+    async def recv_json(
+        self, loads: Callable[[bytes], Any] = json.loads, timeout: float | None = None
+    ) -> Any:
+        """The next message, which must be TEXT, parsed with ``loads``."""
+        data, flags = await self.recv(timeout)
+        if not flags & _TEXT:
+            raise WebSocketError(f"expected a TEXT message, got {flags!r}")
+        return loads(data)
+
+    def __aiter__(self) -> AsyncWebSocket:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """Payloads until the connection closes normally (1000, 1001, or no code)."""
+        try:
+            data, _ = await self.recv()
+        except WebSocketClosed as exc:
+            if exc.code in _NORMAL_CLOSE_CODES:
+                raise StopAsyncIteration from None
+            raise
+        return data
+
+    # Public methods: sending
+
+    async def send(
+        self,
+        payload: str | bytes | bytearray | memoryview,
+        flags: WsFlag | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Queue one message (or one fragment, with the CONT flag).
+
+        ``str`` goes as TEXT and bytes-like as BINARY unless ``flags`` says
+        otherwise. Waits while the send queue is full, or raises
+        ``WebSocketTimeout`` after ``timeout`` seconds.
+        """
+        if isinstance(payload, str):
+            payload = payload.encode()
+            if flags is None:
+                flags = _TEXT
+        elif flags is None:
+            flags = _BINARY
+        if flags & WsFlag.PING:
+            return await self.ping(payload)
+        if flags & WsFlag.CLOSE:
+            return await self.close(message=bytes(payload))
+        queue = self._send_queue
+        if len(queue) >= self._send_queue_size:
+            await self._wait_send_space(timeout)
+        conn = self._conn
+        if self._close_info is not None or conn.state is not _OPEN or not self._open:
+            raise self._closed_error()
+        frame = conn.encode(payload, flags)
+        if self._coalesce:
+            queue.append(frame)
+            if not self._drain_scheduled and not self._write_paused:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain_send_queue)
+        elif queue or self._write_paused:
+            queue.append(frame)
+        else:
+            self._transport.write(frame)  # type: ignore[union-attr]
+
+    async def send_str(self, payload: str, *, timeout: float | None = None) -> None:
+        """Queue a TEXT message."""
+        await self.send(payload.encode(), _TEXT, timeout=timeout)
+
+    async def send_bytes(
+        self, payload: bytes | bytearray | memoryview, *, timeout: float | None = None
+    ) -> None:
+        """Queue a BINARY message."""
+        await self.send(payload, _BINARY, timeout=timeout)
+
+    async def send_binary(
+        self, payload: bytes | bytearray | memoryview, *, timeout: float | None = None
+    ) -> None:
+        """Queue a BINARY message (alias of ``send_bytes``)."""
+        await self.send(payload, _BINARY, timeout=timeout)
+
+    async def send_json(
+        self,
+        obj: Any,
+        dumps: Callable[[Any], str | bytes] = _compact_dumps,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Queue ``obj`` as compact JSON in a TEXT message."""
+        text = dumps(obj)
+        await self.send(text.encode() if isinstance(text, str) else text, _TEXT, timeout=timeout)
+
+    async def ping(self, payload: str | bytes | bytearray | memoryview = b"") -> None:
+        """Send a PING now, ahead of queued messages (at most 125 bytes)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if self._close_info is not None or not self._open:
+            raise self._closed_error()
+        self._transport.write(self._conn.ping(bytes(payload)))  # type: ignore[union-attr]
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued message has been written to the socket."""
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while True:
+            transport = self._transport
+            if not self._send_queue and (
+                transport is None or transport.get_write_buffer_size() == 0
+            ):
+                return
+            if self._lost.done():
+                raise self._closed_error()
+            delay = _FLUSH_POLL
+            if deadline is not None:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    raise WebSocketTimeout(f"flush did not finish within {timeout} s")
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+
+    # Public methods: closing
+
+    async def close(
+        self,
+        code: int = CloseCode.NORMAL_CLOSURE,
+        message: str | bytes = b"",
+        timeout: float | None = None,
+    ) -> None:
+        """Close the connection: flush, send CLOSE, wait for the server's, release.
+
+        Waits at most ``timeout`` seconds (default: ``close_timeout``) in all,
+        then drops the TCP connection. Safe to call more than once.
+        """
+        if timeout is None:
+            timeout = self.close_timeout
+        reason = message.decode() if isinstance(message, bytes) else message
+        transport = self._transport
+        if transport is None or self._lost.done():
+            return
+        loop = self._loop
+        deadline = None if timeout is None else loop.time() + timeout
+        conn = self._conn
+        try:
+            if conn.close_sent is None and self._open:
+                if self._send_queue or transport.get_write_buffer_size():
+                    with contextlib.suppress(WebSocketError):
+                        await self.flush(timeout)
+                if conn.close_sent is None and not self._lost.done():
+                    conn.close(code, reason)  # ValueError for an invalid code or reason
+                    self._write_control()
+                    if self._close_info is None:
+                        self._set_closed(code, reason, None, discard=False)
+            if not self._open:
+                transport.abort()
+            if not self._lost.done():
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                timer = None if remaining is None else loop.call_later(remaining, transport.abort)
+                try:
+                    await asyncio.shield(self._lost)
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+
+    def terminate(self) -> None:
+        """Drop the connection now, without a closing handshake; thread-safe."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._abort()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._abort)
+
+    async def __aenter__(self) -> AsyncWebSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+            return
+        # An error is in flight: close, but never let the close hide it.
+        try:
+            await self.close(CloseCode.GOING_AWAY if exc_type is not None else 1000)
+        except Exception:
+            logger.debug("error while closing after %r", exc_type, exc_info=True)
+
+    # Public attributes
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed or closing."""
+        return self._close_info is not None or self._lost.done()
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed: the peer's, ours, or 1006 if TCP broke."""
+        return None if self._close_info is None else self._close_info[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        return None if self._close_info is None else self._close_info[1]
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self._transport
+
+    def __repr__(self) -> str:
+        state = "open" if self._open and self._close_info is None else "closed"
+        return f"<AsyncWebSocket {state}>"
+
+    # Private methods: receiving
+
+    async def _get(self, timeout: float | None) -> Message:
+        if timeout is None:
+            timeout = self._read_timeout
+        try:
+            return await self._recv_queue.get(timeout)
+        except TimeoutError:
+            if self._recv_queue.closed and not len(self._recv_queue):
+                raise self._closed_error() from None
+            raise WebSocketTimeout(f"no message received within {timeout} s") from None
+        except WebSocketClosed:
+            raise self._closed_error() from None
+
+    async def _recv_whole(self, first: Message | None, timeout: float | None) -> Message:
+        item = first if first is not None else await self._get(timeout)
+        if not item[1] & _CONT:
+            return item
+        # stream_fragments: join the pieces of one message.
+        parts = [item[0]]
+        flags = item[1] & ~_CONT
+        while True:
+            data, more = await self._get(timeout)
+            parts.append(data)
+            if not more & _CONT:
+                return b"".join(parts), WsFlag(flags)
+
+    def _pause_reading(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    # Private methods: sending
+
+    async def _wait_send_space(self, timeout: float | None) -> None:
+        loop = self._loop
+        deadline = None if timeout is None else loop.time() + timeout
+        while len(self._send_queue) >= self._send_queue_size:
+            if self._close_info is not None or self._lost.done():
+                raise self._closed_error()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._send_waiters.append(waiter)
+            timer = None
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self._send_waiters.remove(waiter)
+                    raise WebSocketTimeout(f"send queue still full after {timeout} s")
+                timer = loop.call_later(remaining, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                with contextlib.suppress(ValueError):
+                    self._send_waiters.remove(waiter)
+
+    def _drain_send_queue(self) -> None:
+        """Hand every queued frame to the transport in one call."""
+        self._drain_scheduled = False
+        queue = self._send_queue
+        transport = self._transport
+        if not queue or self._write_paused or transport is None or transport.is_closing():
+            return
+        if len(queue) == 1:
+            transport.write(queue.popleft())
+        else:
+            frames = list(queue)
+            queue.clear()
+            transport.write(b"".join(frames))
+        self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        for waiter in self._send_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _write_control(self) -> None:
+        out = self._conn.data_to_send()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.writelines(out) if len(out) > 1 else self._transport.write(out[0])
+
+    # Private methods: closing
+
+    def _closed_error(self) -> WebSocketClosed:
+        info = self._close_info
+        if info is None:
+            if not self._open:
+                return WebSocketClosed(CloseCode.ABNORMAL_CLOSURE, "connection is not open")
+            return WebSocketClosed(CloseCode.ABNORMAL_CLOSURE, "connection closed")
+        exc = WebSocketClosed(info[0], info[1])
+        if info[2] is not None:
+            exc.__cause__ = info[2]
+        return exc
+
+    def _set_closed(
+        self, code: int, reason: str, cause: BaseException | None, *, discard: bool
+    ) -> None:
+        """Record why the connection ends; settle every receiver and sender."""
+        if self._close_info is None:
+            self._close_info = (code, reason, cause)
+        self._recv_queue.close(self._closed_error(), discard=discard)
+        self._wake_senders()
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            if self._close_info is None:
+                self._set_closed(
+                    CloseCode.ABNORMAL_CLOSURE, "connection terminated", None, discard=False
+                )
+            self._transport.abort()
+
+    def _on_close_exchange(self) -> None:
+        """Both CLOSE frames have crossed: the server should now close TCP.
+
+        RFC 6455 §7.1.1: the server closes the TCP connection first; the client
+        waits for it, and closes it itself only if that takes too long.
+        """
+        if self._close_timer is None and self._transport is not None:
+            timeout = self.close_timeout
+            self._close_timer = self._loop.call_later(
+                10.0 if timeout is None else timeout, self._transport.abort
+            )
+
+    # Private methods: opening handshake (driven by connect.py)
+
+    def _begin_handshake(
+        self, request: bytes, *, key: str, subprotocols: tuple[str, ...]
+    ) -> asyncio.Future[None]:
+        self._key = key
+        self._subprotocols = subprotocols
+        self._response_parser = ResponseParser()
+        self._transport.write(request)  # type: ignore[union-attr]
+        return self._handshake_waiter
+
+    def _handshake_data(self, data: bytes) -> None:
+        try:
+            if self._body_reader is not None:
+                if self._body_reader.feed(data):
+                    self._refused()
+                return
+            parser = self._response_parser
+            if parser is None:
+                return
+            response = parser.feed(data)
+            if response is None:
+                return
+            self._response = response
+            rest = parser.remaining
+            if response.status != 101:
+                self._body_reader = BodyReader(response.status, response.headers)
+                if self._body_reader.feed(rest):
+                    self._refused()
+                return
+            result = check_response(response, key=self._key, subprotocols=self._subprotocols)
+        except HandshakeError as exc:
+            self._handshake_failed(exc)
+            return
+        self._opened(response, result)
+        if rest:
+            self.data_received(rest)
+
+    def _opened(self, response: Response, result: HandshakeResult) -> None:
+        self._open = True
+        self.response = response
+        self.subprotocol = result.subprotocol
+        self._response_parser = None
+        if not self._handshake_waiter.done():
+            self._handshake_waiter.set_result(None)
+
+    def _refused(self) -> None:
+        from ..errors import InvalidStatus
+
+        response = self._response
+        reader = self._body_reader
+        assert response is not None and reader is not None
+        response.body = reader.body
+        exc = InvalidStatus(
+            f"server rejected WebSocket connection: HTTP {response.status}",
+            status=response.status,
+            headers=response.headers.items(),
+            body=reader.body,
+        )
+        self._handshake_failed(exc)
+
+    def _handshake_failed(self, exc: BaseException) -> None:
+        if not self._handshake_waiter.done():
+            self._handshake_waiter.set_exception(exc)
+        if self._transport is not None:
+            self._transport.abort()
+
+    # asyncio.Protocol methods
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self._open:
+            self._handshake_data(data)
+            return
+        conn = self._conn
+        messages = conn.receive_data(data)
+        if messages:
+            self._recv_queue.put_many(messages)
+        out = conn.data_to_send()
+        if out:
+            self._transport.writelines(out)  # type: ignore[union-attr]
+        events = conn.events_received()
+        if events or conn.failure is not None:
+            self._handle_events(events)
+
+    def eof_received(self) -> bool | None:
+        # Let asyncio close the transport; connection_lost follows.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if not self._open:
+            reader = self._body_reader
+            if reader is not None and self._response is not None:
+                reader.feed_eof()
+                self._refused()
+            elif not self._handshake_waiter.done():
+                failure = HandshakeError(
+                    "connection closed before the handshake completed" + (f": {exc}" if exc else "")
+                )
+                failure.__cause__ = exc
+                self._handshake_waiter.set_exception(failure)
+        self._conn.receive_eof()
+        if self._close_info is None:
+            reason = f"connection lost: {exc}" if exc else "connection closed without a close frame"
+            self._set_closed(
+                CloseCode.ABNORMAL_CLOSURE, reason, exc, discard=not self._drain_on_error
+            )
+        else:
+            self._recv_queue.close(self._closed_error(), discard=False)
+            self._wake_senders()
+        if not self._lost.done():
+            self._lost.set_result(None)
+        for callback in self._on_lost:
+            callback(self)
+        self._on_lost.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._send_queue:
+            self._drain_send_queue()
+
+    # Private methods: control events
+
+    def _handle_events(self, events: list[Any]) -> None:
+        conn = self._conn
+        for event in events:
+            if type(event) is CloseReceived:
+                if conn.close_sent is not None:
+                    self._set_closed(event.code, event.reason, None, discard=False)
+                else:
+                    # autoclose=False: the application answers with close().
+                    self._set_closed(event.code, event.reason, None, discard=False)
+            elif type(event) is Pong and logger.isEnabledFor(logging.DEBUG):
+                logger.debug("< PONG %d bytes", len(event.payload))
+        failure = conn.failure
+        if failure is not None:
+            self._set_closed(
+                failure.close_code, failure.reason, failure, discard=not self._drain_on_error
+            )
+            # §7.1.7: after failing, close the TCP connection (the CLOSE frame
+            # written above goes out first: close() flushes the buffer).
+            if self._transport is not None:
+                self._transport.close()
+        elif conn.close_expected():
+            self._on_close_exchange()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

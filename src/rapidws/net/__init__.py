@@ -1,0 +1,1 @@
+"""Connection layer: URLs, TLS contexts and dialing; knows bytes, not frames."""

@@ -1,0 +1,1 @@
+"""Sans-I/O WebSocket protocol core: bytes in, events and bytes out."""

@@ -1,0 +1,25 @@
+"""Choose the C accelerator or the pure-Python fallback, once, at import.
+
+Set ``RAPIDWS_NO_SPEEDUPS=1`` to force the fallback (the test suite runs both).
+``ACCELERATED`` tells which one is in use.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["ACCELERATED", "apply_mask"]
+
+if os.environ.get("RAPIDWS_NO_SPEEDUPS"):
+    from ._fallback import apply_mask
+
+    ACCELERATED = False
+else:
+    try:
+        from ._speedups import apply_mask  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+        ACCELERATED = True
+    except ImportError:
+        from ._fallback import apply_mask
+
+        ACCELERATED = False

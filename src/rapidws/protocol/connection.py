@@ -1,0 +1,320 @@
+"""The WebSocket connection state machine, sans I/O (RFC 6455 §5-§7).
+
+Theory of operation
+-------------------
+A :class:`Connection` starts OPEN, after the opening handshake, and knows one
+side: CLIENT masks what it sends and refuses masked input; SERVER the reverse.
+
+- Input: ``receive_data(bytes)`` parses frames and returns the data messages
+  they complete; control frames are handled here. A PING queues a PONG with the
+  same payload in ``data_to_send()``; PINGs, PONGs and CLOSEs are also reported
+  by ``events_received()``. ``receive_eof()`` records that TCP closed.
+- Output: ``encode(payload, flags)`` returns the frame(s) of one data message
+  for the caller's send queue; control frames (PONG, CLOSE) go to
+  ``data_to_send()``, which the caller writes at once, ahead of queued data.
+- Closing: the first CLOSE sent moves OPEN to CLOSING; the second CLOSE (the
+  peer's) moves to CLOSED. On a peer's CLOSE while OPEN the answer is sent right
+  away when ``autoclose`` is on. After CLOSED, ``close_expected()`` tells the
+  caller to expect TCP to close; a client waits for the server to close it first
+  (§7.1.1) and closes it itself after a timeout.
+- Failure: a broken rule raises ProtocolError in the parser or assembler and is
+  turned into a close code in one place, ``_fail``: a CLOSE with that code is
+  queued, every later byte is discarded (§7.1.7) and ``failure`` keeps the cause.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from ..errors import ProtocolError, WebSocketClosed
+from ..flags import WsFlag
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    MaskKeys,
+    Opcode,
+    build_close_payload,
+    build_frame,
+    parse_close_payload,
+)
+from .messages import MessageAssembler
+from .parser import FrameParser
+
+__all__ = ["Side", "State", "Connection", "Ping", "Pong", "CloseReceived", "Event"]
+
+logger = logging.getLogger("rapidws.protocol")
+
+
+class Side(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.IntEnum):
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+@dataclass(slots=True)
+class Ping:
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Pong:
+    payload: bytes
+
+
+@dataclass(slots=True)
+class CloseReceived:
+    """The peer's CLOSE frame: its code (1005 when it had none) and reason."""
+
+    code: int
+    reason: str
+
+
+Event = Ping | Pong | CloseReceived
+
+_TEXT = WsFlag.TEXT
+_BINARY = WsFlag.BINARY
+_CONT = WsFlag.CONT
+_OPEN = State.OPEN
+_NO_EVENTS: list[Event] = []
+
+
+class Connection:
+    """One WebSocket connection in the OPEN state or later.
+
+    ``max_message_size`` bounds a received message (``None``: unlimited; over
+    it the connection fails with 1009). ``stream`` hands out fragments as they
+    arrive instead of whole messages. ``autoclose`` answers the peer's CLOSE.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_message_size: int | None = None,
+        stream: bool = False,
+        autoclose: bool = True,
+    ) -> None:
+        # Role
+        self.side = side
+        client = side is Side.CLIENT
+        self._mask_keys: MaskKeys | None = MaskKeys() if client else None
+        self.autoclose = autoclose
+        self.debug = logger.isEnabledFor(logging.DEBUG)
+
+        # Input: parser -> assembler; control frames handled in receive_data.
+        self._parser = FrameParser(expect_masked=not client, max_size=max_message_size)
+        self._assembler = MessageAssembler(max_size=max_message_size, stream=stream)
+        self._events: list[Event] = []
+        self.eof_received = False
+
+        # Output: control frames and anything to write right away.
+        self._out: list[bytes] = []
+        #: Opcode of a message being sent in fragments (CONT flag), else None.
+        self._sending: Opcode | None = None
+
+        # Closing handshake
+        self.state = State.OPEN
+        self.close_sent: tuple[int | None, str] | None = None
+        self.close_received: CloseReceived | None = None
+        #: Why the connection failed, when it did.
+        self.failure: ProtocolError | None = None
+
+    # Input
+
+    def receive_data(self, data: bytes) -> list[tuple[bytes, WsFlag]]:
+        """Feed bytes from the network; return the data messages they complete."""
+        if self.close_received is not None or self.failure is not None:
+            # §7.1.7 / §1.4: after the peer's CLOSE, or a failure, input is discarded.
+            return []
+        parser = self._parser
+        frames = parser.feed(data)
+        messages: list[tuple[bytes, WsFlag]] = []
+        if frames:
+            assembler = self._assembler
+            try:
+                for frame in frames:
+                    opcode = frame.opcode
+                    if opcode & 0x8:
+                        if self._receive_control(opcode, frame.payload):
+                            # §5.5.1: nothing after a CLOSE is data.
+                            return messages
+                        continue
+                    if opcode:
+                        message = assembler.start(opcode, frame.payload, frame.fin)
+                    else:
+                        message = assembler.continue_(frame.payload, frame.fin)
+                    if message is not None:
+                        messages.append(message)
+            except ProtocolError as exc:
+                self._fail(exc)
+                return messages
+        if parser.error is not None:
+            self._fail(parser.error)
+        return messages
+
+    def receive_eof(self) -> None:
+        """The peer closed TCP (or the transport was lost)."""
+        self.eof_received = True
+        self.state = State.CLOSED
+
+    def events_received(self) -> list[Event]:
+        """Control events since the last call: Ping, Pong, CloseReceived."""
+        events = self._events
+        if not events:
+            return _NO_EVENTS
+        self._events = []
+        return events
+
+    def _receive_control(self, opcode: int, payload: bytes) -> bool:
+        """Handle a control frame; True when it was the peer's CLOSE."""
+        if opcode == Opcode.PING:
+            # §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+            # frame in response, unless it already received a Close frame."
+            if self.close_sent is None:
+                self._out.append(self._frame(Opcode.PONG, payload))
+            self._events.append(Ping(payload))
+            return False
+        if opcode == Opcode.PONG:
+            self._events.append(Pong(payload))
+            return False
+        code, reason = parse_close_payload(payload)
+        if self._assembler.in_progress and self.debug:
+            logger.debug("< CLOSE in the middle of a fragmented message")
+        self.close_received = CloseReceived(code, reason)
+        self._events.append(self.close_received)
+        if self.close_sent is None:
+            if self.autoclose:
+                # §5.5.1: "the endpoint MUST send a Close frame in response
+                # ... It SHOULD do so as soon as practical", usually echoing
+                # the status code it received.
+                self._send_close(None if code == CloseCode.NO_STATUS_RCVD else code, "")
+            else:
+                self.state = State.CLOSING
+        else:
+            self.state = State.CLOSED
+        return True
+
+    # Output
+
+    def encode(self, payload: bytes | bytearray | memoryview, flags: WsFlag) -> bytes:
+        """The frame for a data message (or one fragment of it, with CONT).
+
+        ``flags`` holds TEXT or BINARY; with CONT the message goes on with the
+        next call, as in libcurl's ``curl_ws_send``.
+        """
+        if self.state is not _OPEN:
+            raise self._closed_error()
+        sending = self._sending
+        if sending is None:
+            opcode = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
+        else:
+            opcode = Opcode.CONT
+        if flags & _CONT:
+            if sending is None:
+                self._sending = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
+            return self._frame(opcode, payload, fin=False)
+        self._sending = None
+        return self._frame(opcode, payload)
+
+    def ping(self, payload: bytes = b"") -> bytes:
+        """A PING frame (§5.5.2) for the caller to write."""
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"ping payload is {len(payload)} bytes; at most 125 allowed")
+        if self.state is not _OPEN:
+            raise self._closed_error()
+        return self._frame(Opcode.PING, payload)
+
+    def pong(self, payload: bytes = b"") -> bytes:
+        """An unsolicited PONG frame (§5.5.3: a unidirectional heartbeat)."""
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"pong payload is {len(payload)} bytes; at most 125 allowed")
+        if self.state is not _OPEN:
+            raise self._closed_error()
+        return self._frame(Opcode.PONG, payload)
+
+    def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake, or answer the peer's CLOSE.
+
+        Does nothing when a CLOSE was already sent. The frame lands in
+        ``data_to_send()``.
+        """
+        if self.close_sent is not None or self.state is State.CLOSED:
+            return
+        self._send_close(code, reason)
+
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write now, in order (PONGs and CLOSE frames)."""
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def close_expected(self) -> bool:
+        """Whether TCP should close now: both CLOSEs exchanged, or a failure."""
+        return self.failure is not None or (
+            self.close_sent is not None and self.close_received is not None
+        )
+
+    # Results
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the connection closed with: the peer's, ours, or 1006."""
+        if self.close_received is not None:
+            return self.close_received.code
+        if self.failure is not None:
+            return self.failure.close_code
+        if self.close_sent is not None and self.state is State.CLOSED:
+            return CloseCode.ABNORMAL_CLOSURE
+        if self.eof_received:
+            return CloseCode.ABNORMAL_CLOSURE
+        return None
+
+    @property
+    def close_reason(self) -> str:
+        if self.close_received is not None:
+            return self.close_received.reason
+        if self.failure is not None:
+            return self.failure.reason
+        return ""
+
+    def _closed_error(self) -> WebSocketClosed:
+        code = self.close_code
+        if code is None and self.close_sent is not None:
+            code = self.close_sent[0] or CloseCode.NO_STATUS_RCVD
+        exc = WebSocketClosed(code or CloseCode.ABNORMAL_CLOSURE, self.close_reason)
+        if self.failure is not None:
+            exc.__cause__ = self.failure
+        return exc
+
+    # Private
+
+    def _frame(
+        self, opcode: int, payload: bytes | bytearray | memoryview, *, fin: bool = True
+    ) -> bytes:
+        keys = self._mask_keys
+        return build_frame(opcode, payload, fin=fin, mask=keys.next() if keys else None)
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        payload = build_close_payload(code, reason)  # raises ValueError before any change
+        self._out.append(self._frame(Opcode.CLOSE, payload))
+        self.close_sent = (code, reason)
+        self.state = State.CLOSED if self.close_received is not None else State.CLOSING
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """Fail the WebSocket connection (§7.1.7) with the error's close code."""
+        if self.debug:
+            logger.debug("! failing connection: %s (%d)", exc.reason, exc.close_code)
+        self.failure = exc
+        if self.close_sent is None:
+            # The reason is for logs and the exception; the frame carries a
+            # fixed one so nothing about our internals reaches the peer.
+            self._send_close(exc.close_code, "")
+        self.state = State.CLOSED
