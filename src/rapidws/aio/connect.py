@@ -94,12 +94,14 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         else:
             await asyncio.wait_for(handshake(), options.connect_timeout)
     except asyncio.TimeoutError:
+        ws._abandon_handshake()
         ws.terminate()
         raise WebSocketTimeout(
             f"connecting to {url} timed out after {options.connect_timeout} s during the {phase[0]}"
         ) from None
     except BaseException:
         # Cancelled, or failed: never leave a socket behind.
+        ws._abandon_handshake()
         ws.terminate()
         raise
     return ws

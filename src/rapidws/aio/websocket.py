@@ -564,6 +564,14 @@ class AsyncWebSocket(asyncio.Protocol):
         )
         self._handshake_failed(exc)
 
+    def _abandon_handshake(self) -> None:
+        """The connect attempt gave up: nobody will await the handshake result."""
+        waiter = self._handshake_waiter
+        if not waiter.done():
+            waiter.cancel()
+        elif not waiter.cancelled():
+            waiter.exception()  # mark it retrieved: the caller raised its own error
+
     def _handshake_failed(self, exc: BaseException) -> None:
         if not self._handshake_waiter.done():
             self._handshake_waiter.set_exception(exc)
@@ -602,7 +610,7 @@ class AsyncWebSocket(asyncio.Protocol):
             if reader is not None and self._response is not None:
                 reader.feed_eof()
                 self._refused()
-            elif not self._handshake_waiter.done():
+            elif self._response_parser is not None and not self._handshake_waiter.done():
                 failure = HandshakeError(
                     "connection closed before the handshake completed" + (f": {exc}" if exc else "")
                 )

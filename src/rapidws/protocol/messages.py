@@ -60,6 +60,10 @@ class MessageAssembler:
         flag = _TEXT if opcode == 1 else _BINARY
         if fin:
             # The common case: a whole message in one frame.
+            if self.max_size is not None and len(payload) > self.max_size:
+                raise ProtocolError(
+                    f"message exceeds the limit of {self.max_size} bytes", CloseCode.MESSAGE_TOO_BIG
+                )
             if flag is _TEXT:
                 try:
                     payload.decode()
@@ -96,6 +100,13 @@ class MessageAssembler:
                 raise ProtocolError(
                     "invalid UTF-8 in text message", CloseCode.INVALID_DATA
                 ) from None
+            if not fin:
+                # CPython's decoder holds ED A0..ED BF back as an incomplete
+                # sequence (a surrogate, U+D800-DFFF), although Unicode Table 3-7
+                # allows only 80..9F after ED: reject it now, not a fragment later.
+                pending = self._decoder.getstate()[0]
+                if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                    raise ProtocolError("invalid UTF-8 in text message", CloseCode.INVALID_DATA)
         if fin:
             self._flag = None
             self._decoder = None
