@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .._types import ParamsLike
@@ -27,7 +27,8 @@ class WsURL:
     port: int
     resource: str
     user: str | None = None
-    password: str | None = None
+    # Kept out of the repr: URLs end up in logs and tracebacks.
+    password: str | None = field(default=None, repr=False)
 
     @property
     def scheme(self) -> str:
