@@ -22,9 +22,10 @@ def echo_url(websockets_peer: Peer) -> str:
 async def test_design_quick_start(echo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     from rapidws import AsyncSession
 
-    async with AsyncSession() as s, await s.ws_connect(echo_url) as ws:
-        await ws.send_str("Hello, World!")
-        print(await ws.recv_str())
+    async with AsyncSession() as s:
+        async with await s.ws_connect(echo_url) as ws:
+            await ws.send_str("Hello, World!")
+            print(await ws.recv_str())
 
     assert capsys.readouterr().out == "Hello, World!\n"
 
@@ -63,23 +64,24 @@ async def test_guide_sending_data(websockets_peer: Peer) -> None:
 async def test_guide_receive_methods(echo_url: str) -> None:
     from rapidws import AsyncSession, CurlWsFlag, WebSocketTimeout
 
-    async with AsyncSession() as session, session.ws_connect(echo_url) as ws:
-        await ws.send_str("text")
-        msg = await ws.recv_str()
-        assert msg == "text"
+    async with AsyncSession() as session:
+        async with session.ws_connect(echo_url) as ws:
+            await ws.send_str("text")
+            msg = await ws.recv_str()
+            assert msg == "text"
 
-        timed_out = False
-        try:
-            await ws.recv_json(timeout=0.2)
-        except WebSocketTimeout:
-            timed_out = True
-        assert timed_out
+            timed_out = False
+            try:
+                await ws.recv_json(timeout=0.2)
+            except WebSocketTimeout:
+                timed_out = True
+            assert timed_out
 
-        await ws.send_str("flags")
-        content, flags = await ws.recv()
-        if flags & CurlWsFlag.TEXT:
-            text = content.decode("utf-8")
-        assert text == "flags"
+            await ws.send_str("flags")
+            content, flags = await ws.recv()
+            if flags & CurlWsFlag.TEXT:
+                text = content.decode("utf-8")
+            assert text == "flags"
 
 
 async def test_guide_iteration_ping_flush_close(
@@ -140,12 +142,13 @@ async def test_guide_queue_sizes_and_limits(echo_url: str) -> None:
 async def test_guide_manual_fragmentation(echo_url: str) -> None:
     from rapidws import AsyncSession, CurlWsFlag
 
-    async with AsyncSession() as session, session.ws_connect(echo_url) as ws:
-        await ws.send("Part 1...", flags=CurlWsFlag.TEXT | CurlWsFlag.CONT)
-        await ws.send("Part 2...", flags=CurlWsFlag.TEXT | CurlWsFlag.CONT)
-        await ws.send("Final part", flags=CurlWsFlag.TEXT)
+    async with AsyncSession() as session:
+        async with session.ws_connect(echo_url) as ws:
+            await ws.send("Part 1...", flags=CurlWsFlag.TEXT | CurlWsFlag.CONT)
+            await ws.send("Part 2...", flags=CurlWsFlag.TEXT | CurlWsFlag.CONT)
+            await ws.send("Final part", flags=CurlWsFlag.TEXT)
 
-        assert await ws.recv_str() == "Part 1...Part 2...Final part"
+            assert await ws.recv_str() == "Part 1...Part 2...Final part"
 
 
 async def test_guide_coalescing_and_drain_on_error(websockets_peer: Peer) -> None:
