@@ -47,7 +47,6 @@ logger = logging.getLogger("rapidws.client")
 
 _TEXT = WsFlag.TEXT
 _BINARY = WsFlag.BINARY
-_CONT = WsFlag.CONT
 _OPEN = State.OPEN
 # Close codes after which iteration ends quietly instead of raising.
 _NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
@@ -134,10 +133,21 @@ class AsyncWebSocket(asyncio.Protocol):
         connection is closed and nothing is left to read, ``WebSocketTimeout``
         after ``timeout`` seconds.
         """
-        item = self._recv_queue.get_nowait()
-        if item is not None and not item[1] & _CONT:
-            return item
-        return await self._recv_whole(item, timeout)
+        queue = self._recv_queue
+        item = queue.get_nowait()
+        if item is None:
+            # One coroutine frame less than going through _get(): this wait is
+            # on every round trip.
+            if timeout is None:
+                timeout = self._read_timeout
+            try:
+                item = await queue.get(timeout)
+            except (TimeoutError, WebSocketClosed) as exc:
+                raise self._recv_error(exc, timeout) from None
+        # Only stream_fragments puts CONT pieces in the queue.
+        if self._stream_fragments and int(item[1]) & 4:
+            return await self._join_fragments(item, timeout)
+        return item
 
     async def recv_fragment(self, timeout: float | None = None) -> tuple[bytes, WsFlag]:
         """The next piece of a message: its flags carry CONT while more follow.
@@ -204,38 +214,28 @@ class AsyncWebSocket(asyncio.Protocol):
             return await self.ping(payload)
         if flags & WsFlag.CLOSE:
             return await self.close(message=bytes(payload))
-        queue = self._send_queue
-        if len(queue) >= self._send_queue_size:
+        if len(self._send_queue) >= self._send_queue_size:
             await self._wait_send_space(timeout)
-        conn = self._conn
-        if self._close_info is not None or conn.state is not _OPEN or not self._open:
-            raise self._closed_error()
-        frame = conn.encode(payload, flags)
-        if self._coalesce:
-            queue.append(frame)
-            if not self._drain_scheduled and not self._write_paused:
-                self._drain_scheduled = True
-                self._loop.call_soon(self._drain_send_queue)
-        elif queue or self._write_paused:
-            queue.append(frame)
-        else:
-            self._transport.write(frame)  # type: ignore[union-attr]
+        self._check_open()
+        self._put_frame(self._conn.encode(payload, flags))
 
     async def send_str(self, payload: str, *, timeout: float | None = None) -> None:
         """Queue a TEXT message."""
-        await self.send(payload.encode(), _TEXT, timeout=timeout)
+        if len(self._send_queue) >= self._send_queue_size:
+            await self._wait_send_space(timeout)
+        self._check_open()
+        self._put_frame(self._conn.encode_message(1, payload.encode()))
 
     async def send_bytes(
         self, payload: bytes | bytearray | memoryview, *, timeout: float | None = None
     ) -> None:
         """Queue a BINARY message."""
-        await self.send(payload, _BINARY, timeout=timeout)
+        if len(self._send_queue) >= self._send_queue_size:
+            await self._wait_send_space(timeout)
+        self._check_open()
+        self._put_frame(self._conn.encode_message(2, payload))
 
-    async def send_binary(
-        self, payload: bytes | bytearray | memoryview, *, timeout: float | None = None
-    ) -> None:
-        """Queue a BINARY message (alias of ``send_bytes``)."""
-        await self.send(payload, _BINARY, timeout=timeout)
+    send_binary = send_bytes
 
     async def send_json(
         self,
@@ -246,7 +246,11 @@ class AsyncWebSocket(asyncio.Protocol):
     ) -> None:
         """Queue ``obj`` as compact JSON in a TEXT message."""
         text = dumps(obj)
-        await self.send(text.encode() if isinstance(text, str) else text, _TEXT, timeout=timeout)
+        payload = text.encode() if isinstance(text, str) else text
+        if len(self._send_queue) >= self._send_queue_size:
+            await self._wait_send_space(timeout)
+        self._check_open()
+        self._put_frame(self._conn.encode_message(1, payload))
 
     async def ping(self, payload: str | bytes | bytearray | memoryview = b"") -> None:
         """Send a PING now, ahead of queued messages (at most 125 bytes)."""
@@ -381,25 +385,25 @@ class AsyncWebSocket(asyncio.Protocol):
             timeout = self._read_timeout
         try:
             return await self._recv_queue.get(timeout)
-        except TimeoutError:
-            if self._recv_queue.closed and not len(self._recv_queue):
-                raise self._closed_error() from None
-            raise WebSocketTimeout(f"no message received within {timeout} s") from None
-        except WebSocketClosed:
-            raise self._closed_error() from None
+        except (TimeoutError, WebSocketClosed) as exc:
+            raise self._recv_error(exc, timeout) from None
 
-    async def _recv_whole(self, first: Message | None, timeout: float | None) -> Message:
-        item = first if first is not None else await self._get(timeout)
-        if not item[1] & _CONT:
-            return item
-        # stream_fragments: join the pieces of one message.
-        parts = [item[0]]
-        flags = item[1] & ~_CONT
+    def _recv_error(self, exc: BaseException, timeout: float | None) -> WebSocketError:
+        if isinstance(exc, WebSocketClosed) or (
+            self._recv_queue.closed and not len(self._recv_queue)
+        ):
+            return self._closed_error()
+        return WebSocketTimeout(f"no message received within {timeout} s")
+
+    async def _join_fragments(self, first: Message, timeout: float | None) -> Message:
+        """stream_fragments: join the pieces of one message for recv()."""
+        parts = [first[0]]
+        kind = _TEXT if int(first[1]) & 1 else _BINARY
         while True:
             data, more = await self._get(timeout)
             parts.append(data)
-            if not more & _CONT:
-                return b"".join(parts), WsFlag(flags)
+            if not int(more) & 4:
+                return b"".join(parts), kind
 
     def _pause_reading(self) -> None:
         transport = self._transport
@@ -412,6 +416,23 @@ class AsyncWebSocket(asyncio.Protocol):
             transport.resume_reading()
 
     # Private methods: sending
+
+    def _check_open(self) -> None:
+        if self._close_info is not None or not self._open:
+            raise self._closed_error()
+
+    def _put_frame(self, frame: bytes) -> None:
+        """Write ``frame`` now, or queue it behind frames the socket has not taken."""
+        queue = self._send_queue
+        if self._coalesce:
+            queue.append(frame)
+            if not self._drain_scheduled and not self._write_paused:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain_send_queue)
+        elif queue or self._write_paused:
+            queue.append(frame)
+        else:
+            self._transport.write(frame)  # type: ignore[union-attr]
 
     async def _wait_send_space(self, timeout: float | None) -> None:
         loop = self._loop

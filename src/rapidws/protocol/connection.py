@@ -211,17 +211,28 @@ class Connection:
         """
         if self.state is not _OPEN:
             raise self._closed_error()
+        # Plain int arithmetic: IntFlag operators build enum members, which
+        # costs more than the rest of this method.
+        bits = int(flags)
+        kind = Opcode.TEXT if bits & 1 else Opcode.BINARY
         sending = self._sending
-        if sending is None:
-            opcode = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
-        else:
-            opcode = Opcode.CONT
-        if flags & _CONT:
+        opcode = kind if sending is None else Opcode.CONT
+        if bits & 4:
             if sending is None:
-                self._sending = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
+                self._sending = kind
             return self._frame(opcode, payload, fin=False)
         self._sending = None
         return self._frame(opcode, payload)
+
+    def encode_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
+        """The frame of a whole TEXT (1) or BINARY (2) message: the fast path."""
+        if self.state is not _OPEN:
+            raise self._closed_error()
+        if self._sending is not None:
+            # A fragmented message is open: this payload is its last fragment.
+            return self.encode(payload, _TEXT if opcode == 1 else _BINARY)
+        keys = self._mask_keys
+        return build_frame(opcode, payload, mask=keys.next() if keys else None)
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A PING frame (§5.5.2) for the caller to write."""
