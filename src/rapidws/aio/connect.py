@@ -39,6 +39,8 @@ class ConnectOptions:
     autoclose: bool
     close_timeout: float | None
     stream_fragments: bool
+    ping_interval: float | None
+    ping_timeout: float | None
     local_addr: tuple[str, int] | None
 
 
@@ -59,6 +61,8 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         close_timeout=options.close_timeout,
         read_timeout=options.read_timeout,
         stream_fragments=options.stream_fragments,
+        ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout,
     )
     key = generate_key()
     auth = options.auth

@@ -69,6 +69,13 @@ def _check_seconds(name: str, value: float | None) -> float | None:
     return float(value)
 
 
+def _check_positive(name: str, value: float | None) -> float | None:
+    seconds = _check_seconds(name, value)
+    if seconds == 0:
+        raise ValueError(f"{name} must be > 0, got 0")
+    return seconds
+
+
 def _check_size(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -139,6 +146,8 @@ class AsyncSession:
         autoclose: bool = True,
         close_timeout: float | None = 10.0,
         stream_fragments: bool = False,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
     ) -> WebSocketConnect:
         """Open a WebSocket: ``async with s.ws_connect(url) as ws`` or ``await``.
 
@@ -171,6 +180,8 @@ class AsyncSession:
             autoclose=bool(autoclose),
             close_timeout=_check_seconds("close_timeout", close_timeout),
             stream_fragments=bool(stream_fragments),
+            ping_interval=_check_positive("ping_interval", ping_interval),
+            ping_timeout=_check_positive("ping_timeout", ping_timeout),
             local_addr=(local, 0) if local else None,
         )
         return WebSocketConnect(lambda: open_websocket(target, options), self._track)

@@ -76,6 +76,8 @@ class AsyncWebSocket(asyncio.Protocol):
         close_timeout: float | None = 10.0,
         read_timeout: float | None = None,
         stream_fragments: bool = False,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
     ) -> None:
         if send_queue_size < 1:
             raise ValueError(f"send_queue_size must be >= 1, got {send_queue_size}")
@@ -123,6 +125,21 @@ class AsyncWebSocket(asyncio.Protocol):
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         self._on_lost: list[Callable[[AsyncWebSocket], None]] = []
+
+        # Keepalive: a PING every ping_interval; no PONG within ping_timeout
+        # means the peer is gone (see _keepalive).
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_interval if ping_timeout is None else ping_timeout
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        #: (payload, loop time sent) of the keepalive PING awaiting its PONG.
+        self._ping_sent: tuple[bytes, float] | None = None
+        self._ping_count = 0
+        #: Round-trip time of the last keepalive PING, in seconds.
+        self.latency: float | None = None
+        # Latest PONG held back while the transport's buffer is full (§5.5.3
+        # allows answering only the most recent PING): a PING flood cannot
+        # grow the buffer.
+        self._held_pong: bytes | None = None
 
     # Public methods: receiving
 
@@ -567,6 +584,7 @@ class AsyncWebSocket(asyncio.Protocol):
         self.response = response
         self.subprotocol = result.subprotocol
         self._response_parser = None
+        self._start_keepalive()
         if not self._handshake_waiter.done():
             self._handshake_waiter.set_result(None)
 
@@ -614,6 +632,8 @@ class AsyncWebSocket(asyncio.Protocol):
             self._recv_queue.put_many(messages)
         out = conn.data_to_send()
         if out:
+            if self._write_paused:
+                out = self._hold_pongs(out)
             self._transport.writelines(out)  # type: ignore[union-attr]
         events = conn.events_received()
         if events or conn.failure is not None:
@@ -626,6 +646,9 @@ class AsyncWebSocket(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
         if not self._open:
             reader = self._body_reader
             if reader is not None and self._response is not None:
@@ -657,8 +680,72 @@ class AsyncWebSocket(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._held_pong is not None:
+            pong, self._held_pong = self._held_pong, None
+            self._transport.write(pong)  # type: ignore[union-attr]
         if self._send_queue:
             self._drain_send_queue()
+
+    def _hold_pongs(self, out: list[bytes]) -> list[bytes]:
+        """Keep only the newest PONG back; let CLOSE frames through."""
+        kept = []
+        for frame in out:
+            if frame[0] == 0x8A:  # FIN + PONG
+                self._held_pong = frame
+            else:
+                kept.append(frame)
+        return kept
+
+    # Private methods: keepalive
+
+    def _start_keepalive(self) -> None:
+        if self._ping_interval is not None:
+            self._keepalive_timer = self._loop.call_later(self._ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Timer: send the next PING, or fail if the last one went unanswered."""
+        self._keepalive_timer = None
+        if self._close_info is not None or self._transport is None:
+            return
+        now = self._loop.time()
+        interval = self._ping_interval
+        timeout = self._ping_timeout
+        assert interval is not None and timeout is not None
+        sent = self._ping_sent
+        if sent is not None:
+            if now - sent[1] >= timeout:
+                self._fail_keepalive(timeout)
+                return
+            # Still within ping_timeout: check again when it runs out.
+            self._keepalive_timer = self._loop.call_later(sent[1] + timeout - now, self._keepalive)
+            return
+        self._ping_count += 1
+        payload = b"ka%d" % self._ping_count
+        self._ping_sent = (payload, now)
+        self._transport.write(self._conn.ping(payload))
+        self._keepalive_timer = self._loop.call_later(min(interval, timeout), self._keepalive)
+
+    def _fail_keepalive(self, timeout: float) -> None:
+        # The peer stopped answering: a closing handshake would wait on it too,
+        # so send CLOSE 1011 for the record and drop TCP at once.
+        reason = f"keepalive ping not answered within {timeout} s"
+        logger.info("! %s", reason)
+        self._conn.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._write_control()
+        self._set_closed(CloseCode.INTERNAL_ERROR, reason, None, discard=not self._drain_on_error)
+        assert self._transport is not None
+        self._transport.abort()
+
+    def _pong_received(self, payload: bytes) -> None:
+        sent = self._ping_sent
+        if sent is not None and payload == sent[0]:
+            self.latency = self._loop.time() - sent[1]
+            self._ping_sent = None
+            if self._keepalive_timer is not None:
+                self._keepalive_timer.cancel()
+            assert self._ping_interval is not None
+            delay = max(0.0, sent[1] + self._ping_interval - self._loop.time())
+            self._keepalive_timer = self._loop.call_later(delay, self._keepalive)
 
     # Private methods: control events
 
@@ -666,13 +753,10 @@ class AsyncWebSocket(asyncio.Protocol):
         conn = self._conn
         for event in events:
             if type(event) is CloseReceived:
-                if conn.close_sent is not None:
-                    self._set_closed(event.code, event.reason, None, discard=False)
-                else:
-                    # autoclose=False: the application answers with close().
-                    self._set_closed(event.code, event.reason, None, discard=False)
-            elif type(event) is Pong and logger.isEnabledFor(logging.DEBUG):
-                logger.debug("< PONG %d bytes", len(event.payload))
+                # With autoclose=False the application answers with close().
+                self._set_closed(event.code, event.reason, None, discard=False)
+            elif type(event) is Pong:
+                self._pong_received(event.payload)
         failure = conn.failure
         if failure is not None:
             self._set_closed(
