@@ -2,11 +2,14 @@
 
 Theory of operation
 -------------------
-One object is both what the user holds and the ``asyncio.Protocol`` the
-transport calls, so a received chunk goes from ``data_received`` to the
+One object is both what the user holds and the ``asyncio.BufferedProtocol``
+the transport calls, so a received chunk goes from ``buffer_updated`` to the
 receive queue without a task switch:
 
-- Receiving: ``data_received`` feeds the sans-I/O ``Connection``, puts the
+- Receiving: the transport reads into one buffer shared by every connection
+  of the thread (a plain ``Protocol`` makes asyncio allocate 256 KiB per read,
+  which costs more than parsing a small message); ``buffer_updated`` feeds a
+  view of it to the sans-I/O ``Connection`` (which copies what it keeps), puts the
   messages it completes on the ``RecvQueue`` (which pauses reading when full)
   and writes what the connection wants sent now (PONGs, CLOSE): control frames
   jump the send queue because they never enter it.
@@ -28,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -56,12 +60,30 @@ _FLUSH_POLL = 0.001
 
 Message = tuple[bytes, WsFlag]
 
+# Size of the shared read buffer: asyncio's own read size for plain protocols.
+READ_BUFFER_SIZE = 256 * 1024
+_thread_local = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's read buffer.
+
+    One per thread is enough: the transport fills it and calls
+    ``buffer_updated`` before any other read happens on the loop, and the
+    protocol core copies whatever it keeps. A buffer per connection would
+    cost 256 KiB for every open WebSocket.
+    """
+    view: memoryview | None = getattr(_thread_local, "view", None)
+    if view is None:
+        view = _thread_local.view = memoryview(bytearray(READ_BUFFER_SIZE))
+    return view
+
 
 def _compact_dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class AsyncWebSocket(asyncio.Protocol):
+class AsyncWebSocket(asyncio.BufferedProtocol):
     """A WebSocket connection; get one from ``AsyncSession.ws_connect``."""
 
     def __init__(
@@ -83,6 +105,7 @@ class AsyncWebSocket(asyncio.Protocol):
             raise ValueError(f"send_queue_size must be >= 1, got {send_queue_size}")
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
+        self._read_view = _read_buffer()
 
         # Opening handshake (client side of RFC 6455 §4.1)
         self._key = ""
@@ -577,7 +600,7 @@ class AsyncWebSocket(asyncio.Protocol):
             return
         self._opened(response, result)
         if rest:
-            self.data_received(rest)
+            self._received(rest)
 
     def _opened(self, response: Response, result: HandshakeResult) -> None:
         self._open = True
@@ -622,9 +645,15 @@ class AsyncWebSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._received(self._read_view[:nbytes])
+
+    def _received(self, data: bytes | memoryview) -> None:
         if not self._open:
-            self._handshake_data(data)
+            self._handshake_data(bytes(data))
             return
         conn = self._conn
         messages = conn.receive_data(data)

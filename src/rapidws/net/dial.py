@@ -47,13 +47,13 @@ def map_errors(hop: str, host: str) -> Iterator[None]:
 
 
 async def open_transport(
-    protocol_factory: Callable[[], asyncio.Protocol],
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
     url: WsURL,
     *,
     ssl_context: ssl.SSLContext | None,
     local_addr: tuple[str, int] | None = None,
     phase: list[str] | None = None,
-) -> tuple[asyncio.Transport, asyncio.Protocol]:
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect to ``url``'s host and port; with ``ssl_context``, wrap in TLS.
 
     TCP and TLS are separate steps (``start_tls``), so errors and timeouts name

@@ -56,15 +56,18 @@ class FrameParser:
         """Bytes received but not yet parsed into a frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | memoryview) -> list[Frame]:
         """Parse ``data``; return every frame completed by it, in order.
+
+        ``data`` may be a view of a buffer the caller reuses: nothing refers
+        to it after the call (payloads and leftovers are copied).
 
         On a protocol violation the frames before it are returned, ``error`` is
         set and every later call returns nothing.
         """
         if self.error is not None:
             return []
-        buf: bytes | bytearray
+        buf: bytes | bytearray | memoryview
         if self._buf:
             self._buf += data
             buf = self._buf
@@ -83,7 +86,7 @@ class FrameParser:
             self._buf = bytearray(buf[pos:]) if pos else bytearray(buf)
         return frames
 
-    def _parse(self, buf: bytes | bytearray, frames: list[Frame]) -> int:
+    def _parse(self, buf: bytes | bytearray | memoryview, frames: list[Frame]) -> int:
         # Names the loop touches per frame, bound once.
         end = len(buf)
         append = frames.append
