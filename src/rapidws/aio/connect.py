@@ -79,8 +79,21 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         auth=auth,
     )
     phase = ["DNS lookup"]
+    # The connect timeout is a timer that cancels this task, not wait_for():
+    # no extra task and no extra loop iterations per connection.
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    timed_out = False
 
-    async def handshake() -> None:
+    def expire() -> None:
+        nonlocal timed_out
+        timed_out = True
+        if task is not None:
+            task.cancel()
+
+    timeout = options.connect_timeout
+    timer = None if timeout is None or task is None else loop.call_later(timeout, expire)
+    try:
         transport, _ = await open_transport(
             lambda: ws,
             url,
@@ -91,23 +104,25 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
         await ws._begin_handshake(request, key=key, subprotocols=options.subprotocols)
-
-    try:
-        if options.connect_timeout is None:
-            await handshake()
-        else:
-            await asyncio.wait_for(handshake(), options.connect_timeout)
-    except asyncio.TimeoutError:
+    except asyncio.CancelledError:
         ws._abandon_handshake()
         ws.terminate()
+        if not timed_out:
+            raise
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None:
+            uncancel()
         raise WebSocketTimeout(
-            f"connecting to {url} timed out after {options.connect_timeout} s during the {phase[0]}"
+            f"connecting to {url} timed out after {timeout} s during the {phase[0]}"
         ) from None
     except BaseException:
-        # Cancelled, or failed: never leave a socket behind.
+        # Failed: never leave a socket behind.
         ws._abandon_handshake()
         ws.terminate()
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
     return ws
 
 
