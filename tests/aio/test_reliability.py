@@ -179,6 +179,56 @@ class TestFaults:
         assert "expired" in str(info.value)
 
 
+class TestConnectTimeouts:
+    async def test_silent_server_times_out_in_the_upgrade_phase(
+        self, raw_server: Callable[..., Awaitable[str]]
+    ) -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()  # the server's own socket must not count against the client
+
+        url = await raw_server(silent)
+        fds = open_fds()
+        async with AsyncSession(timeout=0.3) as s:
+            with pytest.raises(WebSocketTimeout, match="during the WebSocket upgrade"):
+                await s.ws_connect(url)
+            task = asyncio.current_task()
+            assert task is not None
+            if hasattr(task, "cancelling"):  # the timeout left no cancellation behind
+                assert task.cancelling() == 0
+        await asyncio.sleep(0.05)
+        assert open_fds() <= fds
+
+    async def test_slowloris_response_is_cut_off(
+        self, raw_server: Callable[..., Awaitable[str]]
+    ) -> None:
+        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\n")
+            for _ in range(1000):
+                writer.write(b"X")
+                await asyncio.sleep(0.01)
+
+        url = await raw_server(dribble)
+        async with AsyncSession(timeout=0.3) as s:
+            with pytest.raises(WebSocketTimeout, match="WebSocket upgrade"):
+                await s.ws_connect(url)
+
+    async def test_outside_cancellation_is_not_a_timeout(
+        self, raw_server: Callable[..., Awaitable[str]]
+    ) -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        url = await raw_server(silent)
+        async with AsyncSession(timeout=10) as s:
+            connecting = asyncio.create_task(s.ws_connect(url).__aenter__())
+            await asyncio.sleep(0.1)
+            connecting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await connecting
+
+
 class TestCancellation:
     async def test_cancelled_send_while_queue_full_leaves_connection_usable(
         self, peer: Peer
