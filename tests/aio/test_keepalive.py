@@ -7,48 +7,13 @@ with rapidws's protocol core, so a bug in the core cannot hide itself.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from rapidws import AsyncSession, AsyncWebSocket, WebSocketClosed
+from tests.aio.raw import StartServer, accept_upgrade
 from tests.peers.launcher import Peer
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    key = next(
-        line.split(b":", 1)[1].strip()
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"sec-websocket-key:")
-    )
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    writer.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-
-
-@pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(handler: Handler) -> str:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        servers.append(server)
-        return f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-
-    yield start
-    for server in servers:
-        server.close()
-        await server.wait_closed()
 
 
 def current_latency(ws: AsyncWebSocket) -> float | None:
@@ -101,7 +66,7 @@ async def test_bad_keepalive_options_are_refused(peer: Peer, name: str, value: f
 
 
 async def test_ping_flood_does_not_grow_the_write_buffer(
-    raw_server: Callable[[Handler], Awaitable[str]],
+    raw_server: StartServer,
 ) -> None:
     """RFC 6455 §5.5.3: answering only the most recent PING is allowed.
 

@@ -8,21 +8,16 @@ and names the rule it guards.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
 import gc
-import hashlib
 import logging
 import os
 import signal
-import ssl
 import threading
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import trustme
 
 from rapidws import (
     AsyncSession,
@@ -32,47 +27,9 @@ from rapidws import (
     WebSocketTimeout,
     WsFlag,
 )
+from tests.aio.raw import StartServer, accept_upgrade, text_frame, tls_server
 from tests.peers.certs import TLSFiles
 from tests.peers.launcher import Peer, start_peer
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answer a client's upgrade request by hand (not with rapidws's core)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    key = next(
-        line.split(b":", 1)[1].strip()
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"sec-websocket-key:")
-    )
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    writer.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-
-
-def text_frame(payload: bytes) -> bytes:
-    assert len(payload) < 126
-    return bytes((0x81, len(payload))) + payload
-
-
-@pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> str:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
-        servers.append(server)
-        scheme = "wss" if ssl_context else "ws"
-        return f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-
-    yield start
-    for server in servers:
-        server.close()
-        await server.wait_closed()
 
 
 def is_open(ws: AsyncWebSocket) -> bool:
@@ -86,9 +43,7 @@ def open_fds() -> int:
 
 
 class TestFaults:
-    async def test_reset_in_the_middle_of_a_message(
-        self, raw_server: Callable[..., Awaitable[str]]
-    ) -> None:
+    async def test_reset_in_the_middle_of_a_message(self, raw_server: StartServer) -> None:
         """A TCP reset mid-frame ends recv() with 1006, never a hang or a partial message."""
 
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -105,9 +60,7 @@ class TestFaults:
                 await ws.recv(timeout=5)
             assert info.value.code == 1006
 
-    async def test_half_close_without_close_frame(
-        self, raw_server: Callable[..., Awaitable[str]]
-    ) -> None:
+    async def test_half_close_without_close_frame(self, raw_server: StartServer) -> None:
         """The server sends FIN (no CLOSE frame): buffered messages, then 1006."""
 
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -138,19 +91,11 @@ class TestFaults:
                 assert info.value.code == 1006
 
     async def test_tls_hostname_mismatch_names_the_reason(
-        self, raw_server: Callable[..., Awaitable[str]], tmp_path: Path
+        self, raw_server: StartServer, tmp_path: Path
     ) -> None:
-        ca = trustme.CA()
-        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("other.example").configure_cert(server_context)
-        ca_file = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
-
-        url = await raw_server(handler, ssl_context=server_context)
-        async with AsyncSession(verify=str(ca_file)) as s:
+        server_context, ca_file = tls_server(tmp_path, "other.example")
+        url = await raw_server(drain_then_close, ssl_context=server_context)
+        async with AsyncSession(verify=ca_file) as s:
             with pytest.raises(ConnectError) as info:
                 await s.ws_connect(url)
         assert info.value.hop == "tls"
@@ -158,36 +103,31 @@ class TestFaults:
         assert "mismatch" in str(info.value).lower()
 
     async def test_expired_certificate_names_the_reason(
-        self, raw_server: Callable[..., Awaitable[str]], tmp_path: Path
+        self, raw_server: StartServer, tmp_path: Path
     ) -> None:
-        ca = trustme.CA()
         past = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
-        cert = ca.issue_cert("127.0.0.1", not_before=past, not_after=past.replace(month=2))
-        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(server_context)
-        ca_file = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
-
-        url = await raw_server(handler, ssl_context=server_context)
-        async with AsyncSession(verify=str(ca_file)) as s:
+        server_context, ca_file = tls_server(
+            tmp_path, "127.0.0.1", not_before=past, not_after=past.replace(month=2)
+        )
+        url = await raw_server(drain_then_close, ssl_context=server_context)
+        async with AsyncSession(verify=ca_file) as s:
             with pytest.raises(ConnectError) as info:
                 await s.ws_connect(url)
         assert info.value.hop == "tls"
         assert "expired" in str(info.value)
 
 
+async def drain_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that reads until EOF, answers nothing, then closes its socket."""
+    await reader.read()
+    writer.close()
+
+
 class TestConnectTimeouts:
     async def test_silent_server_times_out_in_the_upgrade_phase(
-        self, raw_server: Callable[..., Awaitable[str]]
+        self, raw_server: StartServer
     ) -> None:
-        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
-            writer.close()  # the server's own socket must not count against the client
-
-        url = await raw_server(silent)
+        url = await raw_server(drain_then_close)
         fds = open_fds()
         async with AsyncSession(timeout=0.3) as s:
             with pytest.raises(WebSocketTimeout, match="during the WebSocket upgrade"):
@@ -199,9 +139,7 @@ class TestConnectTimeouts:
         await asyncio.sleep(0.05)
         assert open_fds() <= fds
 
-    async def test_slowloris_response_is_cut_off(
-        self, raw_server: Callable[..., Awaitable[str]]
-    ) -> None:
+    async def test_slowloris_response_is_cut_off(self, raw_server: StartServer) -> None:
         async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await reader.readuntil(b"\r\n\r\n")
             writer.write(b"HTTP/1.1 101 Switching Protocols\r\n")
@@ -214,13 +152,8 @@ class TestConnectTimeouts:
             with pytest.raises(WebSocketTimeout, match="WebSocket upgrade"):
                 await s.ws_connect(url)
 
-    async def test_outside_cancellation_is_not_a_timeout(
-        self, raw_server: Callable[..., Awaitable[str]]
-    ) -> None:
-        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
-
-        url = await raw_server(silent)
+    async def test_outside_cancellation_is_not_a_timeout(self, raw_server: StartServer) -> None:
+        url = await raw_server(drain_then_close)
         async with AsyncSession(timeout=10) as s:
             connecting = asyncio.create_task(s.ws_connect(url).__aenter__())
             await asyncio.sleep(0.1)
