@@ -151,7 +151,7 @@ def _check_unix_socket(path: str | os.PathLike[str] | None) -> str | None:
 class AsyncSession:
     """Defaults shared by the WebSockets it opens; closes them all on exit.
 
-    Every keyword but ``base_url``, ``trust_env`` and ``env`` is a default for
+    Every keyword but ``base_url`` and ``trust_env`` is a default for
     ``ws_connect``, which takes the same keywords to override it for one
     connection. ``cookies`` is the session's jar: ``Set-Cookie`` on a
     handshake response lands there.
@@ -179,7 +179,6 @@ class AsyncSession:
         allow_insecure_redirects: bool = False,
         base_url: str | None = None,
         unix_socket: str | os.PathLike[str] | None = None,
-        env: Mapping[str, str] | None = None,
     ) -> None:
         self.headers = Headers(headers)
         check_cookies(cookies)
@@ -214,8 +213,6 @@ class AsyncSession:
             parse_url(_check_optional_str("base_url", base_url) or "")
         self.base_url = base_url
         self.unix_socket = _check_unix_socket(unix_socket)
-        # The environment read for proxies (trust_env); tests pass their own.
-        self._env = env
         self._websockets: set[AsyncWebSocket] = set()
         self._closed = False
 
@@ -301,7 +298,6 @@ class AsyncSession:
             proxies=proxies_value,
             proxy_auth=proxy_auth_value,
             trust_env=self.trust_env,
-            env=self._env,
             allow_redirects=bool(_merge(self.allow_redirects, allow_redirects)),
             max_redirects=_check_size(
                 "max_redirects", _merge(self.max_redirects, max_redirects), minimum=0

@@ -144,8 +144,9 @@ async def http_connect(
     if 200 <= status < 300:
         return
     line = f"HTTP {status} {response.reason}".rstrip()
-    if status == 407:
-        # RFC 9110 §15.5.8: 407 Proxy Authentication Required.
+    if status in (401, 407):
+        # RFC 9110 §15.5.8: 407 Proxy Authentication Required. Some proxies
+        # (tinyproxy, for wrong credentials) answer 401 instead.
         given = "were refused" if proxy.user is not None else "are required and none were given"
         raise ProxyError(
             f"proxy {proxy.address}: credentials {given} ({line})",
