@@ -453,3 +453,21 @@ class TestSecretsStayHidden:
         for text in texts:
             for secret in secrets:
                 assert secret not in text, text
+
+
+class TestSOCKS4a:
+    async def test_socks4a_sends_the_name_for_the_proxy_to_resolve(
+        self, proxy_pool: ProxyPool, websockets_wss_peer: Peer
+    ) -> None:
+        # No packaged proxy speaks SOCKS4a (pproxy and Dante read only SOCKS4's
+        # address), so this checks what the client sent: the 0.0.0.x address
+        # that asks the proxy to resolve the name that follows (SOCKS4A spec).
+        proxy = proxy_pool.get("socks4")
+        marker = f"0.0.0.1:{websockets_wss_peer.port}"
+        before = accepted(proxy, marker)
+        async with AsyncSession(proxy=proxy.server.url("socks4a"), timeout=10) as s:
+            with pytest.raises(ConnectError) as info:
+                await s.ws_connect(websockets_wss_peer.url("/echo"))
+        # pproxy took 0.0.0.1 for the address, so the tunnel then failed.
+        assert accepted(proxy, marker) == before + 1
+        assert info.value.hop in ("tls", "proxy-tunnel")

@@ -57,9 +57,8 @@ def map_errors(hop: str, host: str, what: str = "") -> Iterator[None]:
     except ConnectionRefusedError as exc:
         raise ConnectError(f"connection to {what} refused", hop=hop, host=host) from exc
     except OSError as exc:
-        raise ConnectError(
-            f"connection to {what} failed: {exc.strerror or exc}", hop=hop, host=host
-        ) from exc
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectError(f"connection to {what} failed: {detail}", hop=hop, host=host) from exc
 
 
 def _set(phase: list[str] | None, text: str) -> None:
