@@ -6,9 +6,9 @@ it as ``http://`` and ``wss://`` as ``https://``: a ``Secure`` cookie then
 goes over ``wss://`` only, as a browser sends it (RFC 6455 §4.1, step 11:
 "the client MAY include [...] cookies").
 
-Cookies given as a plain mapping have no domain. They are bound to the host
-of the URL passed to ``ws_connect``: sent there, never to another host that
-a redirect leads to.
+Cookies given as a plain mapping have no domain. They are bound to the
+origin (scheme, host and port) of the URL passed to ``ws_connect``: sent
+there, never to another origin that a redirect leads to.
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ def _host_cookies(cookies: Mapping[str, str], url: WsURL, jar: CookieJar) -> Seq
 class CookieContext:
     """The cookies of one ``ws_connect``, across its redirects.
 
-    ``session_jar`` receives every ``Set-Cookie``; a private jar holds what is
-    sent: the session's cookies, then the host-bound mappings, then the call's
-    jar, each later one replacing a cookie of the same name, domain and path.
+    ``session_jar`` receives every ``Set-Cookie``. What is sent comes from the
+    session's cookies, then the layers in order (a later cookie replaces one
+    of the same name, domain and path): a CookieJar layer by its own rules, a
+    mapping layer only on hops to the origin of ``url`` (scheme, host, port).
     """
 
     def __init__(
@@ -80,23 +81,30 @@ class CookieContext:
         *layers: CookiesLike | None,
     ) -> None:
         self._session_jar = session_jar
-        self._jar = CookieJar()
+        self._origin = (url.secure, url.host, url.port)
+        # Two views: with the mapping cookies (hops to the first origin), and
+        # without them (any other origin a redirect leads to).
+        self._home = CookieJar()
+        self._away = CookieJar()
         for cookie in session_jar:
-            self._jar.set_cookie(cookie)
+            self._home.set_cookie(cookie)
+            self._away.set_cookie(cookie)
         for layer in layers:
             if layer is None:
                 continue
             if isinstance(layer, CookieJar):
                 for cookie in layer:
-                    self._jar.set_cookie(cookie)
+                    self._home.set_cookie(cookie)
+                    self._away.set_cookie(cookie)
             else:
-                for cookie in _host_cookies(layer, url, self._jar):
-                    self._jar.set_cookie(cookie)
+                for cookie in _host_cookies(layer, url, self._home):
+                    self._home.set_cookie(cookie)
 
     def header(self, url: WsURL) -> str | None:
         """The ``Cookie`` value for a handshake to ``url``, or None."""
+        jar = self._home if (url.secure, url.host, url.port) == self._origin else self._away
         request = _request(url)
-        self._jar.add_cookie_header(request)
+        jar.add_cookie_header(request)
         value = request.get_header("Cookie")
         return value if value else None
 
@@ -105,7 +113,6 @@ class CookieContext:
         headers = list(headers)
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             return
-        request = _request(url)
         response = _Response(headers)
-        self._session_jar.extract_cookies(response, request)  # type: ignore[arg-type]
-        self._jar.extract_cookies(response, request)  # type: ignore[arg-type]
+        for jar in (self._session_jar, self._home, self._away):
+            jar.extract_cookies(response, _request(url))  # type: ignore[arg-type]
