@@ -51,13 +51,6 @@ def redirect(peer: Peer, status: int, location: str, **extra: str) -> str:
     return peer.url(f"/reject?{query}")
 
 
-@pytest.fixture(autouse=True)
-def no_proxy_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-
-
 class TestCookies:
     async def test_set_cookie_on_101_is_sent_back_next_time(self, peer: Peer) -> None:
         async with AsyncSession() as s:

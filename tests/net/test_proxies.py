@@ -20,16 +20,6 @@ from tests.net.conftest import ProxyPool
 from tests.peers.launcher import Peer
 from tests.peers.proxies import PROXY_CREDENTIALS, ProxyProcess
 
-_PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-@pytest.fixture(autouse=True)
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy from the machine's environment leaks into these tests."""
-    for name in _PROXY_ENV:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-
 
 def accepted(proxy: ProxyProcess, target: str) -> int:
     """How many tunnels pproxy opened to ``target`` (``host:port`` as the client named it)."""
@@ -361,19 +351,26 @@ class TestHops:
         assert info.value.hop == "tls"
         assert "not trusted" in str(info.value)
 
-    async def test_stalled_proxy_times_out_naming_the_phase(self) -> None:
-        # Accepts TCP, never answers: the CONNECT phase is what times out.
+    @pytest.mark.parametrize(
+        ("scheme", "phase"),
+        [
+            ("http", "CONNECT through proxy 127.0.0.1:{port}"),
+            ("socks5", "TCP connect and SOCKS5 handshake with proxy 127.0.0.1:{port}"),
+        ],
+    )
+    async def test_stalled_proxy_times_out_naming_the_phase(self, scheme: str, phase: str) -> None:
+        # Accepts TCP, never answers: the proxy handshake is what times out.
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with AsyncSession(proxy=f"http://127.0.0.1:{port}", timeout=0.5) as s:
+            async with AsyncSession(proxy=f"{scheme}://127.0.0.1:{port}", timeout=0.5) as s:
                 with pytest.raises(WebSocketTimeout) as info:
                     await s.ws_connect("ws://127.0.0.1:9/")
         finally:
             server.close()
         assert str(info.value) == (
             "connecting to ws://127.0.0.1:9/ timed out after 0.5 s during the "
-            f"CONNECT through proxy 127.0.0.1:{port}"
+            + phase.format(port=port)
         )
 
     async def test_interface_binds_the_connection_to_the_proxy(

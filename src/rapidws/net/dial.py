@@ -201,7 +201,6 @@ async def _through_socks_proxy(
         family = socket.AF_INET if proxy.scheme == "socks4" else socket.AF_UNSPEC
         target = (await _resolve(target, url.port, target, phase, family))[0]
     addresses = await _resolve(proxy.host, proxy.port, what, phase)
-    _set(phase, f"TCP connect to {what}")
     sock = await socks_connect(
         proxy, addresses[0], target, url.port, local_addr=local_addr, phase=phase
     )

@@ -200,7 +200,7 @@ async def socks_connect(
         rdns=proxy.remote_dns,
     )
     if phase is not None:
-        phase[0] = f"{proxy.scheme.upper()} handshake with the proxy"
+        phase[0] = f"TCP connect and {proxy.scheme.upper()} handshake with proxy {proxy.address}"
     kwargs: dict[str, Any] = {"local_addr": local_addr} if local_addr is not None else {}
     try:
         # The caller's own deadline (wait_for) ends this first: python-socks'
