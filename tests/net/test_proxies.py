@@ -334,6 +334,12 @@ class TestHops:
         assert info.value.hop == "proxy-tcp"
         assert "refused" in str(info.value)
 
+    async def test_socks4_cannot_carry_ipv6(self) -> None:
+        async with AsyncSession(proxy=f"socks4://127.0.0.1:{closed_port()}") as s:
+            with pytest.raises(ConnectError, match="SOCKS4 carries IPv4 only") as info:
+                await s.ws_connect("ws://[::1]:9/")
+        assert info.value.hop == "proxy-tunnel"
+
     async def test_proxy_host_does_not_resolve(self, websockets_peer: Peer) -> None:
         async with AsyncSession(proxy="http://no-such-proxy.invalid:3128", timeout=20) as s:
             with pytest.raises(ConnectError) as info:

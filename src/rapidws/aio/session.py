@@ -184,7 +184,7 @@ class AsyncSession:
         check_cookies(cookies)
         #: The session's cookie jar: what handshake responses set, sent back by domain/path rules.
         self.cookies: CookieJar = cookies if isinstance(cookies, CookieJar) else CookieJar()
-        # A mapping has no domain: bound to each connection's first host (cookies.py).
+        # A mapping has no domain: bound to each connection's first origin (cookies.py).
         self._host_cookies: Mapping[str, str] | None = (
             None if cookies is None or isinstance(cookies, CookieJar) else dict(cookies)
         )

@@ -196,6 +196,13 @@ async def _through_socks_proxy(
 ) -> tuple[asyncio.Transport, asyncio.Protocol]:
     what = f"proxy {proxy.address}"
     target = url.host
+    if proxy.scheme == "socks4" and ":" in target:
+        raise ConnectError(
+            f"socks4 proxy {proxy.address} cannot reach the IPv6 address {target}: "
+            "SOCKS4 carries IPv4 only (use socks5)",
+            hop="proxy-tunnel",
+            host=proxy.host,
+        )
     if not proxy.remote_dns:
         # socks4 and socks5: the client resolves; SOCKS4 carries IPv4 only.
         family = socket.AF_INET if proxy.scheme == "socks4" else socket.AF_UNSPEC

@@ -216,23 +216,43 @@ async def socks_connect(
             host=proxy.host,
         ) from exc
     except SocksError as exc:
-        # python-socks sets error_code only for the reply to CONNECT (SOCKS5
-        # REP, RFC 1928 §6; SOCKS4 CD 91-93): the tunnel itself was refused.
-        code = exc.error_code
-        if code is not None:
-            raise ProxyError(
-                f"{proxy.scheme} proxy {proxy.address} refused the tunnel to "
-                f"{authority(host, port)}: {exc} (code {code:#04x})",
-                hop="proxy-tunnel",
-                host=proxy.host,
-                status=code,
-            ) from exc
-        hop = "proxy-auth" if proxy.user is not None and proxy_type is ProxyType.SOCKS5 else ""
-        if hop:
-            reason = f"credentials refused, or the handshake failed: {exc}"
-        else:
-            hop, reason = "proxy-tunnel", f"handshake failed: {exc}"
-        raise ProxyError(
-            f"{proxy.scheme} proxy {proxy.address}: {reason}", hop=hop, host=proxy.host
+        raise _socks_refusal(exc, proxy, proxy_type is ProxyType.SOCKS5, host, port) from exc
+    except OSError as exc:
+        # python-socks lets errors of the socket itself through (a reset mid-handshake).
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectError(
+            f"{proxy.scheme} proxy {proxy.address} failed during the handshake: {detail}",
+            hop="proxy-tunnel",
+            host=proxy.host,
         ) from exc
     return sock
+
+
+def _socks_refusal(
+    exc: Exception, proxy: ProxyURL, socks5: bool, host: str, port: int
+) -> ProxyError:
+    # python-socks sets error_code only for the reply to CONNECT (SOCKS5 REP,
+    # RFC 1928 §6; SOCKS4 CD 91-93): then the tunnel itself was refused.
+    code: int | None = getattr(exc, "error_code", None)
+    if code is not None:
+        return ProxyError(
+            f"{proxy.scheme} proxy {proxy.address} refused the tunnel to "
+            f"{authority(host, port)}: {exc} (code {code:#04x})",
+            hop="proxy-tunnel",
+            host=proxy.host,
+            status=code,
+        )
+    if socks5 and proxy.user is not None:
+        # RFC 1929 §2: a failed login ends the connection; python-socks does
+        # not say at which step it failed, so the message keeps both readings.
+        return ProxyError(
+            f"{proxy.scheme} proxy {proxy.address}: credentials refused, "
+            f"or the handshake failed: {exc}",
+            hop="proxy-auth",
+            host=proxy.host,
+        )
+    return ProxyError(
+        f"{proxy.scheme} proxy {proxy.address}: handshake failed: {exc}",
+        hop="proxy-tunnel",
+        host=proxy.host,
+    )
