@@ -1,13 +1,21 @@
 """Tunnels through a proxy: HTTP ``CONNECT`` by hand, SOCKS through python-socks.
 
 HTTP ``CONNECT`` (RFC 9110 §9.3.6) is written here, on ``protocol.http11``,
-rather than taken from python-socks, because the tunnel must run over an
-asyncio *transport*: for an ``https://`` proxy that transport is already TLS,
-and the WebSocket's own TLS then runs inside it (``loop.start_tls`` on a TLS
-transport). python-socks drives raw sockets or its own streams, reads the
-proxy's answer with a single ``read()`` (an answer split across two TCP
-segments fails), and keeps no status or headers for the error. SOCKS needs
-none of that, so python-socks does it: it hands back a connected socket.
+rather than taken from python-socks, for two reasons:
+
+- The tunnel must run over an asyncio *transport*: for an ``https://`` proxy
+  that transport is already TLS, and the WebSocket's own TLS then runs inside
+  it (``loop.start_tls`` on a TLS transport). python-socks drives raw sockets
+  or its own streams.
+- Measured with python-socks 3.2.1: its HTTP connector parses the first
+  ``read()`` as the whole answer. A proxy whose ``200`` head arrives in two
+  TCP segments (``HTTP/1.1 200 Conn``, then the rest of the head) is
+  accepted after the first, and the rest of the head is left in the socket,
+  where the TLS or WebSocket handshake would read it as the server's.
+  ``ResponseParser`` waits for the blank line.
+
+SOCKS has no such problem (fixed-size replies, read exactly), so python-socks
+does it and hands back a connected socket.
 """
 
 from __future__ import annotations
