@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from rapidws.net.proxy import ProxyURL, bypass_proxy, parse_proxy, select_proxy
@@ -188,3 +190,12 @@ class TestWsURL:
         url = parse_url("wss://user:pa%24s@host/")
         assert (url.user, url.password) == ("user", "pa$s")
         assert str(url) == "wss://host/"
+
+
+def test_socks_proxy_without_python_socks_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rapidws import AsyncSession
+
+    monkeypatch.setitem(sys.modules, "python_socks.async_.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install 'rapidws\[socks\]'"):
+        AsyncSession(proxy="socks5://proxy:1080")
+    AsyncSession(proxy="http://proxy:3128")  # HTTP proxies need nothing more
