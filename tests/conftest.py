@@ -35,6 +35,23 @@ def client_cert_paths(tls_files: TLSFiles) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------
+# The machine's proxy settings: rapidws honours http_proxy and friends
+# (trust_env), so they would send every loopback test through that proxy.
+# ---------------------------------------------------------------------------
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy_from_the_machine() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _PROXY_VARIABLES:
+            patch.delenv(name, raising=False)
+            patch.delenv(name.upper(), raising=False)
+        yield
+
+
+# ---------------------------------------------------------------------------
 # Real peers: third-party WebSocket servers in subprocesses, started on first
 # use and stopped at the end of the session (tests/peers/launcher.py)
 # ---------------------------------------------------------------------------

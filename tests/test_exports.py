@@ -20,6 +20,8 @@ PUBLIC = {
     "HandshakeError",
     "InvalidStatus",
     "ConnectError",
+    "ProxyError",
+    "TooManyRedirects",
 }
 
 

@@ -20,6 +20,8 @@ from .errors import (
     HandshakeError,
     InvalidStatus,
     ProtocolError,
+    ProxyError,
+    TooManyRedirects,
     WebSocketClosed,
     WebSocketError,
     WebSocketTimeout,
@@ -43,5 +45,7 @@ __all__ = [
     "ProtocolError",
     "HandshakeError",
     "InvalidStatus",
+    "TooManyRedirects",
     "ConnectError",
+    "ProxyError",
 ]

@@ -8,8 +8,10 @@ The tree::
         ├── WebSocketTimeout         (also TimeoutError)
         ├── ProtocolError            .reason, .close_code: a rule of RFC 6455 was broken
         ├── HandshakeError           the upgrade failed; .status/.headers/.body when a response came
-        │   └── InvalidStatus        the server answered with a status other than 101
+        │   ├── InvalidStatus        the server answered with a status other than 101
+        │   └── TooManyRedirects     more redirects than max_redirects, or a loop
         └── ConnectError             (also ConnectionError)  .hop: DNS, TCP, TLS, proxy ...
+            └── ProxyError           the proxy refused: .status is its HTTP status or SOCKS code
 
 ``WebSocketClosed`` and ``WebSocketTimeout`` are ``OSError`` subclasses through
 ``ConnectionError`` and ``TimeoutError``, so ``except OSError`` code written for
@@ -25,7 +27,9 @@ __all__ = [
     "ProtocolError",
     "HandshakeError",
     "InvalidStatus",
+    "TooManyRedirects",
     "ConnectError",
+    "ProxyError",
 ]
 
 
@@ -96,10 +100,29 @@ class InvalidStatus(HandshakeError):
     """The server refused the upgrade: it answered with a status other than 101."""
 
 
+class TooManyRedirects(HandshakeError):
+    """The handshake was redirected more than ``max_redirects`` times, or in a loop.
+
+    ``status``, ``headers`` and ``body`` are those of the last redirect.
+    """
+
+
 class ConnectError(WebSocketError, ConnectionError):
     """The connection could not be established; ``hop`` says which step failed.
 
-    ``hop`` is one of ``"dns"``, ``"tcp"``, ``"tls"``, ``"proxy"``, ``"upgrade"``.
+    ``hop`` is one of:
+
+    - ``"dns"``: a host name (the server's or the proxy's) did not resolve;
+    - ``"proxy-tcp"``, ``"proxy-tls"``: the TCP connection or the TLS
+      handshake with the proxy failed;
+    - ``"proxy-auth"``: the proxy refused the credentials (``ProxyError``);
+    - ``"proxy-tunnel"``: the proxy refused to open the tunnel (``ProxyError``),
+      or broke its protocol;
+    - ``"tcp"``, ``"tls"``: the TCP connection or the TLS handshake with the
+      server failed (through the tunnel, when there is a proxy);
+    - ``"unix"``: the Unix domain socket could not be connected.
+
+    ``host`` is the host of that hop. Messages never contain credentials.
     """
 
     def __init__(self, reason: str, *, hop: str, host: str | None = None) -> None:
@@ -107,3 +130,17 @@ class ConnectError(WebSocketError, ConnectionError):
         self.reason = reason
         self.hop = hop
         self.host = host
+
+
+class ProxyError(ConnectError):
+    """The proxy refused: the credentials (``hop="proxy-auth"``) or the tunnel.
+
+    ``status`` is the proxy's HTTP status (407, 403, 502 ...) or SOCKS reply
+    code when it gave one, else None.
+    """
+
+    def __init__(
+        self, reason: str, *, hop: str, host: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(reason, hop=hop, host=host)
+        self.status = status

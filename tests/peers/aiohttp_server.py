@@ -178,6 +178,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "/stall": stall,
     "/send": send,
     "/headers": headers,
+    "/set-cookie": headers,
     "/auth": headers,
     "/abort-after": abort_after,
     "/server-close-fast": server_close_fast,
@@ -200,6 +201,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         response = web.Response(status=int(query.get("status", "403")), text=query.get("body", ""))
         if query.get("location"):
             response.headers["Location"] = query["location"]
+        if query.get("cookie"):
+            response.headers["Set-Cookie"] = query["cookie"]
         return response
     if path == "/auth" and not authorized(request):
         return web.Response(
@@ -218,6 +221,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # aiohttp refuses a frame whose payload is >= max_msg_size: one more byte.
         max_msg_size=MAX_MESSAGE_SIZE + 1,
     )
+    if path == "/set-cookie":
+        for name, value in request.query.items():
+            ws.headers.add("Set-Cookie", f"{name}={value}")
     await ws.prepare(request)
     with contextlib.suppress(ConnectionError):
         await behaviour(ws, request, query)
@@ -229,7 +235,8 @@ async def run(options: ServerOptions) -> None:
     app.router.add_get("/{tail:.*}", dispatch)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    sock = socket.create_server((options.host, options.port))
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.create_server((options.host, options.port), family=family)
     try:
         site = web.SockSite(runner, sock, ssl_context=options.ssl_context())
         await site.start()

@@ -14,8 +14,9 @@ ws         Node.js ``ws`` (npm, locked)           ``ws_server.js``
 Contract
 --------
 
-A peer binds 127.0.0.1 on a port the kernel picks, prints exactly one line
-``LISTENING <port>`` on stdout, and logs only to stderr. Command-line options:
+A peer binds 127.0.0.1 (or ``--host``, e.g. ``::1``) on a port the kernel picks,
+prints exactly one line ``LISTENING <port>`` on stdout, and logs only to stderr.
+Command-line options:
 ``--tls-cert PEM --tls-key PEM`` serve wss; ``--require-client-cert CA_PEM``
 also demands a client certificate signed by that CA; ``--parent-watch`` exits
 when stdin reaches EOF, so a peer never outlives a killed test run.
@@ -55,9 +56,13 @@ is also the name of the capability that says a peer implements it:
     as received) and ``subprotocol`` (or null); then echo.
 ``/abort-after?n=2``
     Echo n messages, then drop the TCP connection without a close frame.
-``/reject?status=403&body=nope&location=``
+``/reject?status=403&body=nope&location=&cookie=``
     Refuse the upgrade with a plain HTTP response of that status and body, with a
-    ``Location`` header when ``location`` is given (to test redirects).
+    ``Location`` header when ``location`` is given (to test redirects) and a
+    ``Set-Cookie`` header holding ``cookie`` when given.
+``/set-cookie?name=value; Path=/&other=2``
+    Accept with one ``Set-Cookie: <name>=<value>`` on the 101 per query parameter
+    (the value may carry attributes); then behave as ``/headers``.
 ``/auth``
     Require ``Authorization: Basic`` ``user:pass`` or ``Bearer token123``, else
     401 with ``WWW-Authenticate``; then behave as ``/headers``.
@@ -138,6 +143,7 @@ ALL_CAPABILITIES = frozenset(
         "stall",
         "send",
         "headers",
+        "set-cookie",
         "abort-after",
         "reject",
         "auth",
@@ -281,18 +287,21 @@ class Peer:
     port: int
     tls: bool = False
     capabilities: frozenset[str] = field(default=ALL_CAPABILITIES)
+    #: The address the peer listens on.
+    bind: str = "127.0.0.1"
 
     @property
     def host(self) -> str:
         # The server certificate names both; wss tests go through the host name.
-        return "localhost" if self.tls else "127.0.0.1"
+        return "localhost" if self.tls else self.bind
 
     def url(self, path: str = "/echo") -> str:
-        """``ws://127.0.0.1:PORT/path`` or ``wss://localhost:PORT/path``."""
+        """``ws://127.0.0.1:PORT/path`` or ``wss://localhost:PORT/path`` (``[::1]`` for IPv6)."""
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
         scheme = "wss" if self.tls else "ws"
-        return f"{scheme}://{self.host}:{self.port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def supports(self, capability: str) -> bool:
         if capability not in ALL_CAPABILITIES:
@@ -361,6 +370,7 @@ def start_peer(
     require_client_cert: bool = False,
     log_dir: Path | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    bind: str = "127.0.0.1",
 ) -> PeerProcess:
     """Start peer ``name`` and wait for its ``LISTENING`` line.
 
@@ -371,7 +381,7 @@ def start_peer(
     """
     if name not in CAPABILITIES:
         raise ValueError(f"unknown peer {name!r}; expected one of {PEER_NAMES}")
-    command = [*_command(name), "--parent-watch"]
+    command = [*_command(name), "--parent-watch", "--host", bind]
     if tls is not None:
         command += ["--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)]
         if require_client_cert:
@@ -382,6 +392,7 @@ def start_peer(
     if log_dir is None:
         log_dir = Path(tempfile.mkdtemp(prefix="rapidws-peers-"))
     suffix = ("-tls" if tls else "") + ("-client-cert" if require_client_cert else "")
+    suffix += "" if bind == "127.0.0.1" else "-" + bind.replace(":", "_")
     stderr_path = log_dir / f"{name}{suffix}.log"
     try:
         with stderr_path.open("wb") as stderr:
@@ -404,7 +415,7 @@ def start_peer(
             f"peer {name}{suffix} {problem}\ncommand: {' '.join(command)}\nstderr:\n{log}"
         )
 
-    peer = Peer(name, port, tls=tls is not None, capabilities=CAPABILITIES[name])
+    peer = Peer(name, port, tls=tls is not None, capabilities=CAPABILITIES[name], bind=bind)
     return PeerProcess(peer, process, stderr_path)
 
 
@@ -455,13 +466,20 @@ class PeerPool:
     def __init__(self, tls: TLSFiles, log_dir: Path) -> None:
         self.tls = tls
         self.log_dir = log_dir
-        self._running: dict[tuple[PeerName, bool, bool], PeerProcess] = {}
+        self._running: dict[tuple[PeerName, bool, bool, str], PeerProcess] = {}
         # A peer that failed to start fails every later request at once, rather
         # than making each test wait for its own startup timeout.
-        self._failed: dict[tuple[PeerName, bool, bool], PeerError] = {}
+        self._failed: dict[tuple[PeerName, bool, bool, str], PeerError] = {}
 
-    def get(self, name: PeerName, *, tls: bool = False, require_client_cert: bool = False) -> Peer:
-        key = (name, tls, require_client_cert)
+    def get(
+        self,
+        name: PeerName,
+        *,
+        tls: bool = False,
+        require_client_cert: bool = False,
+        bind: str = "127.0.0.1",
+    ) -> Peer:
+        key = (name, tls, require_client_cert, bind)
         if key in self._failed:
             raise PeerError(str(self._failed[key]))
         if key not in self._running:
@@ -471,6 +489,7 @@ class PeerPool:
                     tls=self.tls if tls else None,
                     require_client_cert=require_client_cert,
                     log_dir=self.log_dir,
+                    bind=bind,
                 )
             except PeerError as exc:
                 self._failed[key] = exc

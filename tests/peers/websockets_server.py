@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -162,6 +163,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "/stall": stall,
     "/send": send,
     "/headers": headers,
+    "/set-cookie": headers,
     "/auth": headers,
     "/abort-after": abort_after,
     "/server-close-fast": server_close_fast,
@@ -184,6 +186,8 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
         response = connection.respond(int(query.get("status", "403")), query.get("body", ""))
         if query.get("location"):
             response.headers["Location"] = query["location"]
+        if query.get("cookie"):
+            response.headers["Set-Cookie"] = query["cookie"]
         return response
     if path == "/auth" and not authorized(request.headers):
         response = connection.respond(401, "authentication required\n")
@@ -194,6 +198,16 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     if path != "/deflate":
         # serve() offers permessage-deflate everywhere; withdraw it before accept().
         connection.protocol.available_extensions = None
+    return None
+
+
+def process_response(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    path, _ = split_target(request.path)
+    if path == "/set-cookie" and response.status_code == 101:
+        for name, value in parse_qsl(urlsplit(request.path).query, keep_blank_values=True):
+            response.headers["Set-Cookie"] = f"{name}={value}"
     return None
 
 
@@ -219,6 +233,7 @@ async def run(options: ServerOptions) -> None:
         ssl=options.ssl_context(),
         compression="deflate",
         process_request=process_request,
+        process_response=process_response,
         select_subprotocol=select_subprotocol,
         max_size=MAX_MESSAGE_SIZE,
         # Tests send their own pings; keepalive pings would interleave with them.

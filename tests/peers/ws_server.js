@@ -212,6 +212,7 @@ const behaviours = {
   },
 };
 behaviours['/auth'] = behaviours['/headers'];
+behaviours['/set-cookie'] = behaviours['/headers'];
 
 // Handshake
 
@@ -242,6 +243,14 @@ const common = {
 };
 const plain = new WebSocket.Server({ ...common, perMessageDeflate: false });
 const deflate = new WebSocket.Server({ ...common, perMessageDeflate: true });
+for (const server of [plain, deflate]) {
+  // /set-cookie: one Set-Cookie per query parameter, on the 101.
+  server.on('headers', (headers, req) => {
+    const url = new URL(req.url, 'http://peer');
+    if (url.pathname !== '/set-cookie') return;
+    for (const [name, value] of url.searchParams) headers.push(`Set-Cookie: ${name}=${value}`);
+  });
+}
 
 function onUpgrade(req, socket, head) {
   socket.on('error', (err) => log(`socket error: ${err.message}`));
@@ -249,12 +258,11 @@ function onUpgrade(req, socket, head) {
   const query = url.searchParams;
   if (url.pathname === '/reject') {
     const location = query.get('location');
-    refuse(
-      socket,
-      intParam(query, 'status', 403),
-      query.get('body') ?? '',
-      location ? { Location: location } : {},
-    );
+    const cookie = query.get('cookie');
+    const headers = {};
+    if (location) headers.Location = location;
+    if (cookie) headers['Set-Cookie'] = cookie;
+    refuse(socket, intParam(query, 'status', 403), query.get('body') ?? '', headers);
     return;
   }
   if (url.pathname === '/auth' && ![BASIC, BEARER].includes(req.headers.authorization)) {

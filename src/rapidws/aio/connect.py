@@ -1,29 +1,59 @@
-"""WebSocketConnect: what ``ws_connect`` returns, awaitable and an async context manager."""
+"""WebSocketConnect: what ``ws_connect`` returns, awaitable and an async context manager.
+
+Opening a connection: pick the proxy for the URL, dial (``net.dial``), send
+the upgrade with the cookies that apply, and follow redirects while the
+server answers 3xx with a ``Location``, under one connect deadline.
+
+Redirect safety (what a browser does, and a little more):
+
+- Authorization (``auth=``, URL credentials, an ``Authorization`` header) and
+  an explicit ``Cookie`` header go only to the origin they were given for
+  (scheme, host and port), never to another one a redirect names;
+- jar cookies follow their own domain and path rules on every hop, and
+  ``Set-Cookie`` on a redirect is stored before following it;
+- ``wss://`` is never downgraded to ``ws://`` unless
+  ``allow_insecure_redirects=True``;
+- a URL seen twice is a loop, and more than ``max_redirects`` hops is an
+  error (``TooManyRedirects``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
+import ssl
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, final
+from urllib.parse import urljoin
 
-from .._types import HeadersLike
-from ..errors import WebSocketTimeout
+from ..errors import HandshakeError, InvalidStatus, TooManyRedirects, WebSocketTimeout
 from ..net.dial import open_transport
+from ..net.proxy import ProxiesLike, ProxyURL, parse_proxy, select_proxy
 from ..net.tls import CertLike, VerifyLike, make_ssl_context
-from ..net.url import WsURL
-from ..protocol.handshake import build_request, generate_key
+from ..net.url import WsURL, parse_url
+from ..protocol.handshake import DEFAULT_USER_AGENT, build_request, generate_key
+from .cookies import CookieContext
 from .websocket import AsyncWebSocket
 
-__all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket"]
+__all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket", "REDIRECT_STATUSES"]
+
+#: RFC 9110 §15.4: the statuses whose Location a client follows (300 and 304 are not).
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Fields that belong to one origin: dropped from the user's headers when a
+# redirect leads elsewhere.
+_ORIGIN_BOUND_FIELDS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ConnectOptions:
-    """Every option of one connection, merged and validated (see session.py)."""
+    """Every option of one connection, merged and validated (see session.py).
 
-    headers: HeadersLike
+    ``repr`` is left out on purpose: these hold credentials.
+    """
+
+    headers: list[tuple[str, str]]
     auth: tuple[str, str] | None
     connect_timeout: float | None
     read_timeout: float | None
@@ -42,15 +72,150 @@ class ConnectOptions:
     ping_interval: float | None
     ping_timeout: float | None
     local_addr: tuple[str, int] | None
+    cookies: CookieContext | None = None
+    proxy: str | None = None
+    proxies: ProxiesLike | None = None
+    proxy_auth: tuple[str, str] | None = None
+    trust_env: bool = True
+    env: Mapping[str, str] | None = None
+    allow_redirects: bool = True
+    max_redirects: int = 30
+    allow_insecure_redirects: bool = False
+    unix_socket: str | None = None
+    _proxy_cache: dict[str, ProxyURL] = field(default_factory=dict)
+
+    def proxy_for(self, url: WsURL) -> ProxyURL | None:
+        """The proxy that ``url`` goes through, parsed; None for a direct connection."""
+        if self.unix_socket is not None:
+            return None
+        spec = select_proxy(
+            url,
+            proxy=self.proxy,
+            proxies=self.proxies,
+            trust_env=self.trust_env,
+            env=self.env,
+        )
+        if spec is None:
+            return None
+        parsed = self._proxy_cache.get(spec)
+        if parsed is None:
+            parsed = self._proxy_cache[spec] = parse_proxy(spec, self.proxy_auth)
+        return parsed
+
+
+def _same_origin(a: WsURL, b: WsURL) -> bool:
+    return (a.secure, a.host, a.port) == (b.secure, b.host, b.port)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    key = name.lower()
+    return next((value for field_name, value in headers if field_name.lower() == key), None)
 
 
 async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
-    """Connect, run the opening handshake and return the open connection.
+    """Connect, run the opening handshake (following redirects) and return the connection.
 
-    ``options.connect_timeout`` covers DNS, TCP, TLS and the HTTP upgrade
-    together; the timeout error names the step that was under way.
+    ``options.connect_timeout`` covers every hop of every redirect together:
+    DNS, TCP, the proxy handshake, TLS and the HTTP upgrade; the timeout error
+    names the step that was under way.
     """
+    loop = asyncio.get_running_loop()
+    timeout = options.connect_timeout
+    deadline = None if timeout is None else loop.time() + timeout
+    headers = options.headers
+    auth = options.auth
+    first = url
+    seen = {str(url)}
+    redirects = 0
+    while True:
+        cross_origin = not _same_origin(first, url)
+        if cross_origin:
+            headers = [(n, v) for n, v in headers if n.lower() not in _ORIGIN_BOUND_FIELDS]
+            auth = None
+        hop_auth = auth
+        if url.user is not None:
+            hop_auth = (url.user, url.password or "")
+        phase = ["DNS lookup"]
+        try:
+            coro = _open_once(url, options, headers, hop_auth, phase)
+            if deadline is None:
+                ws = await coro
+            else:
+                ws = await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise WebSocketTimeout(
+                f"connecting to {url} timed out after {timeout} s during the {phase[0]}"
+            ) from None
+        except InvalidStatus as exc:
+            if options.cookies is not None:
+                options.cookies.store(url, exc.headers)
+            location = _header(exc.headers, "Location")
+            if (
+                not options.allow_redirects
+                or exc.status not in REDIRECT_STATUSES
+                or location is None
+            ):
+                raise
+            target = _redirect_target(url, location, exc)
+            if url.secure and not target.secure and not options.allow_insecure_redirects:
+                raise HandshakeError(
+                    f"refusing to follow a redirect from {url} to {target}: it would drop TLS "
+                    "(pass allow_insecure_redirects=True to allow it)",
+                    status=exc.status,
+                    headers=exc.headers,
+                    body=exc.body,
+                ) from None
+            redirects += 1
+            if str(target) in seen:
+                raise TooManyRedirects(
+                    f"redirect loop: {url} redirected back to {target}",
+                    status=exc.status,
+                    headers=exc.headers,
+                    body=exc.body,
+                ) from None
+            if redirects > options.max_redirects:
+                raise TooManyRedirects(
+                    f"more than {options.max_redirects} redirects (the last to {target})",
+                    status=exc.status,
+                    headers=exc.headers,
+                    body=exc.body,
+                ) from None
+            seen.add(str(target))
+            url = target
+            continue
+        if options.cookies is not None and ws.response is not None:
+            options.cookies.store(url, ws.response.headers.items())
+        return ws
+
+
+def _redirect_target(url: WsURL, location: str, exc: InvalidStatus) -> WsURL:
+    base = f"{'https' if url.secure else 'http'}://{url.host_header}{url.resource}"
+    try:
+        # Location may be relative (RFC 9110 §10.2.2); ws(s):// and http(s)://
+        # both map to a WebSocket URL.
+        return parse_url(urljoin(base, location.strip()))
+    except ValueError as reason:
+        raise HandshakeError(
+            f"cannot follow the redirect from {url}: {reason}",
+            status=exc.status,
+            headers=exc.headers,
+            body=exc.body,
+        ) from None
+
+
+async def _open_once(
+    url: WsURL,
+    options: ConnectOptions,
+    headers: list[tuple[str, str]],
+    auth: tuple[str, str] | None,
+    phase: list[str],
+) -> AsyncWebSocket:
+    """One connection attempt to ``url``, no redirects; never leaves a socket behind."""
     ssl_context = make_ssl_context(options.verify, options.cert) if url.secure else None
+    proxy = options.proxy_for(url)
+    proxy_ssl: ssl.SSLContext | None = None
+    if proxy is not None and proxy.scheme == "https":
+        proxy_ssl = make_ssl_context(options.verify, None)
     ws = AsyncWebSocket(
         recv_queue_size=options.recv_queue_size,
         send_queue_size=options.send_queue_size,
@@ -65,9 +230,11 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         ping_timeout=options.ping_timeout,
     )
     key = generate_key()
-    auth = options.auth
-    if auth is None and url.user is not None:
-        auth = (url.user, url.password or "")
+    hop_headers = headers
+    if options.cookies is not None and _header(headers, "Cookie") is None:
+        cookie = options.cookies.header(url)
+        if cookie is not None:
+            hop_headers = [*headers, ("Cookie", cookie)]
     # Built before any I/O so a bad header fails without touching the network.
     request = build_request(
         host=url.host_header,
@@ -75,24 +242,11 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         key=key,
         origin=options.origin,
         subprotocols=options.subprotocols,
-        headers=options.headers,
+        headers=hop_headers,
         auth=auth,
     )
-    phase = ["DNS lookup"]
-    # The connect timeout is a timer that cancels this task, not wait_for():
-    # no extra task and no extra loop iterations per connection.
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    timed_out = False
+    user_agent = _header(headers, "User-Agent") or DEFAULT_USER_AGENT
 
-    def expire() -> None:
-        nonlocal timed_out
-        timed_out = True
-        if task is not None:
-            task.cancel()
-
-    timeout = options.connect_timeout
-    timer = None if timeout is None or task is None else loop.call_later(timeout, expire)
     try:
         transport, _ = await open_transport(
             lambda: ws,
@@ -100,29 +254,19 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
             ssl_context=ssl_context,
             local_addr=options.local_addr,
             phase=phase,
+            proxy=proxy,
+            proxy_ssl_context=proxy_ssl,
+            unix_socket=options.unix_socket,
+            user_agent=user_agent,
         )
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
         await ws._begin_handshake(request, key=key, subprotocols=options.subprotocols)
-    except asyncio.CancelledError:
-        ws._abandon_handshake()
-        ws.terminate()
-        if not timed_out:
-            raise
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-        if uncancel is not None:
-            uncancel()
-        raise WebSocketTimeout(
-            f"connecting to {url} timed out after {timeout} s during the {phase[0]}"
-        ) from None
     except BaseException:
-        # Failed: never leave a socket behind.
+        # Timed out, cancelled, or failed: never leave a socket behind.
         ws._abandon_handshake()
         ws.terminate()
         raise
-    finally:
-        if timer is not None:
-            timer.cancel()
     return ws
 
 

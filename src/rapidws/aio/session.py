@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import ipaddress
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from http.cookiejar import CookieJar
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, cast
+from urllib.parse import urljoin
 
 from .._types import HeadersLike, ParamsLike, TimeoutLike
+from ..net.proxy import ProxiesLike, parse_proxy
 from ..net.tls import CertLike, VerifyLike
+from ..net.tunnel import check_socks
 from ..net.url import parse_url
 from ..protocol.headers import Headers
 from .connect import ConnectOptions, WebSocketConnect, open_websocket
+from .cookies import CookieContext, CookiesLike, check_cookies
 from .websocket import AsyncWebSocket
 
 __all__ = ["AsyncSession", "UNSET"]
@@ -23,6 +30,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 #: Largest message accepted by default, as curl_cffi's: bounds memory per message.
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+#: Redirects followed by default: curl_cffi's (and libcurl's CURLOPT_MAXREDIRS in curl).
+DEFAULT_MAX_REDIRECTS = 30
 
 
 class _Unset(enum.Enum):
@@ -84,44 +93,140 @@ def _check_size(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
-def _check_auth(auth: tuple[str, str] | None) -> tuple[str, str] | None:
+def _check_auth(auth: tuple[str, str] | None, name: str = "auth") -> tuple[str, str] | None:
     if auth is None:
         return None
     if not (isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(a, str) for a in auth)):
-        raise TypeError("auth must be a (user, password) tuple of str")
+        raise TypeError(f"{name} must be a (user, password) tuple of str")
     return auth
+
+
+def _check_optional_str(name: str, value: str | None) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_proxies(proxies: object) -> ProxiesLike | None:
+    if proxies is None:
+        return None
+    if not isinstance(proxies, Mapping):
+        kind = type(proxies).__name__
+        raise TypeError(f"proxies must be a dict like {{'https': URL}}, got {kind}")
+    for key, value in proxies.items():
+        if not isinstance(key, str):
+            raise TypeError(f"proxies keys must be str, got {key!r}")
+        if key == "no_proxy":
+            _check_optional_str("proxies['no_proxy']", value)
+        elif value is not None and not isinstance(value, str):
+            raise TypeError(f"proxies[{key!r}] must be a proxy URL str, got {value!r}")
+        elif value:
+            _check_proxy(value, None)
+    return cast("ProxiesLike", proxies)
+
+
+def _check_proxy(spec: str, auth: tuple[str, str] | None) -> None:
+    proxy = parse_proxy(spec, auth)
+    if proxy.is_socks:
+        check_socks()
+
+
+def _check_interface(interface: str | None) -> tuple[str, int] | None:
+    """``interface=`` is a local IP address to bind (curl also takes names: not here)."""
+    if interface is None:
+        return None
+    if not isinstance(interface, str):
+        raise TypeError(f"interface must be an IP address str, got {type(interface).__name__}")
+    try:
+        ipaddress.ip_address(interface)
+    except ValueError:
+        raise ValueError(f"interface must be a local IP address, got {interface!r}") from None
+    return (interface, 0)
+
+
+def _check_unix_socket(path: str | os.PathLike[str] | None) -> str | None:
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"unix_socket must be a path, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("unix_socket must be a non-empty path")
+    return text
 
 
 class AsyncSession:
     """Defaults shared by the WebSockets it opens; closes them all on exit.
 
-    Every keyword is a default for ``ws_connect``, which takes the same
-    keywords to override it for one connection.
+    Every keyword but ``base_url`` and ``trust_env`` is a default for
+    ``ws_connect``, which takes the same keywords to override it for one
+    connection. ``cookies`` is the session's jar: ``Set-Cookie`` on a
+    handshake response lands there.
     """
 
     def __init__(
         self,
         *,
         headers: HeadersLike | None = None,
+        cookies: CookiesLike | None = None,
         auth: tuple[str, str] | None = None,
         params: ParamsLike | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         verify: VerifyLike = True,
         cert: CertLike = None,
         origin: str | None = None,
+        referer: str | None = None,
         interface: str | None = None,
+        proxy: str | None = None,
+        proxies: ProxiesLike | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        trust_env: bool = True,
+        allow_redirects: bool = True,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        allow_insecure_redirects: bool = False,
+        base_url: str | None = None,
+        unix_socket: str | os.PathLike[str] | None = None,
     ) -> None:
         self.headers = Headers(headers)
+        check_cookies(cookies)
+        #: The session's cookie jar: what handshake responses set, sent back by domain/path rules.
+        self.cookies: CookieJar = cookies if isinstance(cookies, CookieJar) else CookieJar()
+        # A mapping has no domain: bound to each connection's first origin (cookies.py).
+        self._host_cookies: Mapping[str, str] | None = (
+            None if cookies is None or isinstance(cookies, CookieJar) else dict(cookies)
+        )
         self.auth = _check_auth(auth)
         self.params = params
         _split_timeout(timeout)
         self.timeout = timeout
         self.verify = verify
         self.cert = cert
-        self.origin = origin
+        self.origin = _check_optional_str("origin", origin)
+        self.referer = _check_optional_str("referer", referer)
+        _check_interface(interface)
         self.interface = interface
+        self.proxy_auth = _check_auth(proxy_auth, "proxy_auth")
+        if proxy is not None:
+            _check_optional_str("proxy", proxy)
+            if proxy:
+                _check_proxy(proxy, self.proxy_auth)
+        self.proxy = proxy
+        self.proxies = _check_proxies(proxies)
+        self.trust_env = bool(trust_env)
+        self.allow_redirects = bool(allow_redirects)
+        self.max_redirects = _check_size("max_redirects", max_redirects, minimum=0)
+        self.allow_insecure_redirects = bool(allow_insecure_redirects)
+        if base_url is not None:
+            parse_url(_check_optional_str("base_url", base_url) or "")
+        self.base_url = base_url
+        self.unix_socket = _check_unix_socket(unix_socket)
         self._websockets: set[AsyncWebSocket] = set()
         self._closed = False
+
+    def __repr__(self) -> str:
+        # Headers, auth, cookies and proxies hold secrets: none of them here.
+        state = "closed" if self._closed else f"{len(self._websockets)} open"
+        return f"<AsyncSession {state}>"
 
     # Public methods
 
@@ -131,12 +236,21 @@ class AsyncSession:
         *,
         params: ParamsLike | None | _Unset = UNSET,
         headers: HeadersLike | None = None,
+        cookies: CookiesLike | None = None,
         auth: tuple[str, str] | None | _Unset = UNSET,
         timeout: TimeoutLike | _Unset = UNSET,
         verify: VerifyLike | _Unset = UNSET,
         cert: CertLike | _Unset = UNSET,
         origin: str | None | _Unset = UNSET,
+        referer: str | None | _Unset = UNSET,
         interface: str | None | _Unset = UNSET,
+        proxy: str | None | _Unset = UNSET,
+        proxies: ProxiesLike | None | _Unset = UNSET,
+        proxy_auth: tuple[str, str] | None | _Unset = UNSET,
+        allow_redirects: bool | _Unset = UNSET,
+        max_redirects: int | _Unset = UNSET,
+        allow_insecure_redirects: bool | _Unset = UNSET,
+        unix_socket: str | os.PathLike[str] | None | _Unset = UNSET,
         subprotocols: Sequence[str] | None = None,
         recv_queue_size: int = 128,
         send_queue_size: int = 16,
@@ -157,21 +271,28 @@ class AsyncSession:
             raise RuntimeError("this AsyncSession is closed")
         connect_timeout, read_timeout = _split_timeout(_merge(self.timeout, timeout))
         query = _merge(self.params, params)
-        target = parse_url(url, self._params_list(query))
+        target = parse_url(self._absolute(url), self._params_list(query))
         if subprotocols is not None and isinstance(subprotocols, str):
             raise TypeError("subprotocols must be a list of names, not a str")
         if max_message_size is not None:
             _check_size("max_message_size", max_message_size)
-        local = _merge(self.interface, interface)
+        check_cookies(cookies)
+        merged_headers = _merge_headers(self.headers, headers)
+        call_referer = _check_optional_str("referer", _merge(self.referer, referer))
+        if call_referer is not None and "Referer" not in merged_headers:
+            merged_headers.set("Referer", call_referer)
+        proxy_auth_value = _check_auth(_merge(self.proxy_auth, proxy_auth), "proxy_auth")
+        proxy_value = _check_optional_str("proxy", _merge(self.proxy, proxy))
+        proxies_value = _check_proxies(_merge(self.proxies, proxies))
         options = ConnectOptions(
-            headers=_merge_headers(self.headers, headers).items(),
+            headers=merged_headers.items(),
             auth=_check_auth(_merge(self.auth, auth)),
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             verify=_merge(self.verify, verify),
             cert=_merge(self.cert, cert),
             subprotocols=tuple(subprotocols or ()),
-            origin=_merge(self.origin, origin),
+            origin=_check_optional_str("origin", _merge(self.origin, origin)),
             recv_queue_size=_check_size("recv_queue_size", recv_queue_size),
             send_queue_size=_check_size("send_queue_size", send_queue_size),
             coalesce_frames=bool(coalesce_frames),
@@ -182,8 +303,26 @@ class AsyncSession:
             stream_fragments=bool(stream_fragments),
             ping_interval=_check_positive("ping_interval", ping_interval),
             ping_timeout=_check_positive("ping_timeout", ping_timeout),
-            local_addr=(local, 0) if local else None,
+            local_addr=_check_interface(_merge(self.interface, interface)),
+            cookies=CookieContext(self.cookies, target, self._host_cookies, cookies),
+            proxy=proxy_value,
+            proxies=proxies_value,
+            proxy_auth=proxy_auth_value,
+            trust_env=self.trust_env,
+            allow_redirects=bool(_merge(self.allow_redirects, allow_redirects)),
+            max_redirects=_check_size(
+                "max_redirects", _merge(self.max_redirects, max_redirects), minimum=0
+            ),
+            allow_insecure_redirects=bool(
+                _merge(self.allow_insecure_redirects, allow_insecure_redirects)
+            ),
+            unix_socket=_check_unix_socket(_merge(self.unix_socket, unix_socket)),
         )
+        # The proxy of the first hop, parsed now: a bad proxy URL (from an
+        # argument or the environment) fails here, before any I/O.
+        first_proxy = options.proxy_for(target)
+        if first_proxy is not None and first_proxy.is_socks:
+            check_socks()
         return WebSocketConnect(lambda: open_websocket(target, options), self._track)
 
     async def close(self) -> None:
@@ -206,6 +345,13 @@ class AsyncSession:
         await self.close()
 
     # Private methods
+
+    def _absolute(self, url: str) -> str:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        if self.base_url is None or "://" in url:
+            return url
+        return urljoin(self.base_url, url)
 
     @staticmethod
     def _params_list(query: ParamsLike | None) -> Iterable[tuple[str, str | int | float]] | None:

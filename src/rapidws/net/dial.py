@@ -1,49 +1,223 @@
-"""Open a connected asyncio transport: DNS, TCP, then TLS, each error naming its hop."""
+"""Open a connected asyncio transport, hop by hop, each error naming its hop.
+
+The hops, in order (a connection takes some of them)::
+
+    DNS of the proxy -> TCP to the proxy -> TLS to the proxy (https://)
+        -> CONNECT or SOCKS handshake -> TLS to the server, inside the tunnel
+    DNS of the server -> TCP to the server -> TLS to the server
+    Unix domain socket -> TLS to the server
+
+Each hop updates ``phase[0]``, which the caller quotes when its deadline
+expires, and maps its OS, DNS and TLS errors to ``ConnectError(hop=...)``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import ConnectError
+from .proxy import ProxyURL
+from .tunnel import ConnectProtocol, http_connect, socks_connect
 from .url import WsURL
 
 __all__ = ["open_transport", "map_errors"]
 
 
 @contextlib.contextmanager
-def map_errors(hop: str, host: str) -> Iterator[None]:
+def map_errors(hop: str, host: str, what: str = "") -> Iterator[None]:
     """Turn OS, DNS and TLS errors into ``ConnectError`` naming the hop.
 
-    The original error stays reachable as ``__cause__``.
+    ``what`` names the peer in messages (``"proxy 10.0.0.1:3128"``); the
+    original error stays reachable as ``__cause__``.
     """
+    what = what or host
     try:
         yield
     except ConnectError:
         raise
     except socket.gaierror as exc:
         raise ConnectError(
-            f"DNS lookup of {host} failed: {exc.strerror or exc}", hop="dns", host=host
+            f"DNS lookup of {what} failed: {exc.strerror or exc}", hop="dns", host=host
         ) from exc
     except ssl.SSLCertVerificationError as exc:
         raise ConnectError(
-            f"TLS certificate of {host} not trusted: {exc.verify_message or exc.reason}",
-            hop="tls",
+            f"TLS certificate of {what} not trusted: {exc.verify_message or exc.reason}",
+            hop=hop,
             host=host,
         ) from exc
     except ssl.SSLError as exc:
         raise ConnectError(
-            f"TLS handshake with {host} failed: {exc.reason or exc}", hop="tls", host=host
+            f"TLS handshake with {what} failed: {exc.reason or exc}", hop=hop, host=host
         ) from exc
     except ConnectionRefusedError as exc:
-        raise ConnectError(f"connection to {host} refused", hop=hop, host=host) from exc
+        raise ConnectError(f"connection to {what} refused", hop=hop, host=host) from exc
     except OSError as exc:
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectError(f"connection to {what} failed: {detail}", hop=hop, host=host) from exc
+
+
+def _set(phase: list[str] | None, text: str) -> None:
+    if phase is not None:
+        phase[0] = text
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _resolve(
+    host: str, port: int, what: str, phase: list[str] | None, family: int = socket.AF_UNSPEC
+) -> list[str]:
+    """The addresses of ``host``, in the resolver's order (RFC 6724 sorting)."""
+    if _is_ip(host):
+        return [host]
+    _set(phase, f"DNS lookup of {what}")
+    loop = asyncio.get_running_loop()
+    with map_errors("dns", host, what):
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+async def _tcp(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    addresses: Iterable[str],
+    port: int,
+    *,
+    hop: str,
+    host: str,
+    what: str,
+    local_addr: tuple[str, int] | None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Connect to the first address that answers; the last error names the hop."""
+    loop = asyncio.get_running_loop()
+    failure: ConnectError | None = None
+    for address in addresses:
+        try:
+            with map_errors(hop, host, what):
+                transport, protocol = await loop.create_connection(
+                    protocol_factory, address, port, local_addr=local_addr
+                )
+        except ConnectError as exc:
+            failure = exc
+            continue
+        return transport, protocol
+    assert failure is not None
+    raise failure
+
+
+async def _start_tls(
+    transport: asyncio.Transport,
+    protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    *,
+    hop: str,
+    what: str,
+) -> asyncio.Transport:
+    loop = asyncio.get_running_loop()
+    try:
+        with map_errors(hop, server_hostname, what):
+            tls_transport = await loop.start_tls(
+                transport, protocol, context, server_hostname=server_hostname
+            )
+    except BaseException:
+        transport.abort()
+        raise
+    if tls_transport is None:  # the transport was closed under us
+        transport.abort()
         raise ConnectError(
-            f"{hop.upper()} connection to {host} failed: {exc.strerror or exc}", hop=hop, host=host
-        ) from exc
+            f"connection to {what} closed during the TLS handshake", hop=hop, host=server_hostname
+        )
+    return tls_transport
+
+
+async def _through_http_proxy(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    url: WsURL,
+    proxy: ProxyURL,
+    proxy_ssl_context: ssl.SSLContext | None,
+    local_addr: tuple[str, int] | None,
+    user_agent: str | None,
+    phase: list[str] | None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    what = f"proxy {proxy.address}"
+    addresses = await _resolve(proxy.host, proxy.port, what, phase)
+    _set(phase, f"TCP connect to {what}")
+    transport, tunnel = await _tcp(
+        ConnectProtocol,
+        addresses,
+        proxy.port,
+        hop="proxy-tcp",
+        host=proxy.host,
+        what=what,
+        local_addr=local_addr,
+    )
+    assert isinstance(tunnel, ConnectProtocol)
+    try:
+        if proxy.scheme == "https":
+            if proxy_ssl_context is None:
+                raise ValueError("an https:// proxy needs proxy_ssl_context")
+            _set(phase, f"TLS handshake with {what}")
+            transport = await _start_tls(
+                transport, tunnel, proxy_ssl_context, proxy.host, hop="proxy-tls", what=what
+            )
+            tunnel.connection_made(transport)
+        _set(phase, f"CONNECT through {what}")
+        await http_connect(tunnel, proxy, url.host, url.port, user_agent=user_agent)
+        protocol = protocol_factory()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+    except BaseException:
+        transport.abort()
+        raise
+    return transport, protocol
+
+
+async def _through_socks_proxy(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    url: WsURL,
+    proxy: ProxyURL,
+    local_addr: tuple[str, int] | None,
+    phase: list[str] | None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    what = f"proxy {proxy.address}"
+    target = url.host
+    if proxy.scheme == "socks4" and ":" in target:
+        raise ConnectError(
+            f"socks4 proxy {proxy.address} cannot reach the IPv6 address {target}: "
+            "SOCKS4 carries IPv4 only (use socks5)",
+            hop="proxy-tunnel",
+            host=proxy.host,
+        )
+    if not proxy.remote_dns:
+        # socks4 and socks5: the client resolves; SOCKS4 carries IPv4 only.
+        family = socket.AF_INET if proxy.scheme == "socks4" else socket.AF_UNSPEC
+        target = (await _resolve(target, url.port, target, phase, family))[0]
+    addresses = await _resolve(proxy.host, proxy.port, what, phase)
+    sock = await socks_connect(
+        proxy, addresses[0], target, url.port, local_addr=local_addr, phase=phase
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_connection(protocol_factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport, protocol
 
 
 async def open_transport(
@@ -53,36 +227,47 @@ async def open_transport(
     ssl_context: ssl.SSLContext | None,
     local_addr: tuple[str, int] | None = None,
     phase: list[str] | None = None,
+    proxy: ProxyURL | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
+    unix_socket: str | None = None,
+    user_agent: str | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect to ``url``'s host and port; with ``ssl_context``, wrap in TLS.
 
-    TCP and TLS are separate steps (``start_tls``), so errors and timeouts name
-    the one that failed; ``phase[0]`` is kept up to date for the caller's
-    timeout message.
+    Through ``proxy`` when given (``proxy_ssl_context`` for an ``https://``
+    proxy; ``user_agent`` goes on its CONNECT), or over the Unix domain socket
+    ``unix_socket``. TCP and TLS are separate steps (``start_tls``), so errors
+    and timeouts name the one that failed; ``phase[0]`` is kept up to date for
+    the caller's timeout message.
     """
     loop = asyncio.get_running_loop()
     host = url.host
-    if phase is not None:
-        phase[0] = "TCP connect"
-    with map_errors("tcp", host):
-        transport, protocol = await loop.create_connection(
-            protocol_factory, host, url.port, local_addr=local_addr
+    if unix_socket is not None:
+        _set(phase, f"connect to Unix socket {unix_socket}")
+        with map_errors("unix", host, f"Unix socket {unix_socket}"):
+            transport, protocol = await loop.create_unix_connection(protocol_factory, unix_socket)
+    elif proxy is None:
+        addresses = await _resolve(host, url.port, host, phase)
+        _set(phase, "TCP connect")
+        transport, protocol = await _tcp(
+            protocol_factory,
+            addresses,
+            url.port,
+            hop="tcp",
+            host=host,
+            what=host,
+            local_addr=local_addr,
+        )
+    elif proxy.is_socks:
+        transport, protocol = await _through_socks_proxy(
+            protocol_factory, url, proxy, local_addr, phase
+        )
+    else:
+        transport, protocol = await _through_http_proxy(
+            protocol_factory, url, proxy, proxy_ssl_context, local_addr, user_agent, phase
         )
     if ssl_context is None:
         return transport, protocol
-    if phase is not None:
-        phase[0] = "TLS handshake"
-    try:
-        with map_errors("tls", host):
-            tls_transport = await loop.start_tls(
-                transport, protocol, ssl_context, server_hostname=host
-            )
-    except BaseException:
-        transport.abort()
-        raise
-    if tls_transport is None:  # the transport was closed under us
-        transport.abort()
-        raise ConnectError(
-            f"connection to {host} closed during the TLS handshake", hop="tls", host=host
-        )
+    _set(phase, "TLS handshake")
+    tls_transport = await _start_tls(transport, protocol, ssl_context, host, hop="tls", what=host)
     return tls_transport, protocol

@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .._types import ParamsLike
 
-__all__ = ["WsURL", "parse_url"]
+__all__ = ["WsURL", "parse_url", "encode_host"]
 
 _SCHEMES = {"ws": False, "wss": True, "http": False, "https": True}
 
@@ -60,7 +60,7 @@ class WsURL:
         return f"{self.scheme}://{self.host_header}{self.resource}"
 
 
-def _encode_host(host: str) -> str:
+def encode_host(host: str) -> str:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -122,7 +122,7 @@ def parse_url(url: str, params: ParamsLike | None = None) -> WsURL:
 
     return WsURL(
         secure=secure,
-        host=_encode_host(parts.hostname),
+        host=encode_host(parts.hostname),
         port=port,
         resource=resource,
         user=unquote(user) if user is not None else None,
