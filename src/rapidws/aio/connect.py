@@ -11,9 +11,9 @@ from typing import Any, final
 from .._types import HeadersLike
 from ..errors import WebSocketTimeout
 from ..net.dial import open_transport
-from ..net.tls import CertLike, VerifyLike, make_ssl_context
+from ..net.tls import CertLike, TLSOptions, VerifyLike, make_ssl_context
 from ..net.url import WsURL
-from ..protocol.handshake import build_request, generate_key
+from ..protocol.handshake import DEFAULT_USER_AGENT, build_request, generate_key
 from .websocket import AsyncWebSocket
 
 __all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket"]
@@ -42,6 +42,10 @@ class ConnectOptions:
     ping_interval: float | None
     ping_timeout: float | None
     local_addr: tuple[str, int] | None
+    #: Browser impersonation, resolved to plain values by the session.
+    header_order: tuple[str, ...] | None = None
+    user_agent: str | None = DEFAULT_USER_AGENT
+    tls: TLSOptions | None = None
 
 
 async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
@@ -50,7 +54,9 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
     ``options.connect_timeout`` covers DNS, TCP, TLS and the HTTP upgrade
     together; the timeout error names the step that was under way.
     """
-    ssl_context = make_ssl_context(options.verify, options.cert) if url.secure else None
+    ssl_context = (
+        make_ssl_context(options.verify, options.cert, options.tls) if url.secure else None
+    )
     ws = AsyncWebSocket(
         recv_queue_size=options.recv_queue_size,
         send_queue_size=options.send_queue_size,
@@ -77,6 +83,8 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         subprotocols=options.subprotocols,
         headers=options.headers,
         auth=auth,
+        user_agent=options.user_agent,
+        order=options.header_order,
     )
     phase = ["DNS lookup"]
 
