@@ -59,7 +59,13 @@ def build_hello(
 ) -> bytes:
     """TLS records holding a ClientHello; ``extensions`` gives the order of extension types."""
     # Types listed without a value get a well-formed empty body.
-    data: dict[int, bytes] = {0x0033: _vec(2, b""), 0x000D: _vec(2, b""), 0x002B: _vec(1, b"")}
+    data: dict[int, bytes] = {
+        0x0033: _vec(2, b""),
+        0x000D: _vec(2, b""),
+        0x002B: _vec(1, b""),
+        0x000A: _vec(2, b""),
+        0x000B: _vec(1, b""),
+    }
     if sni is not None:
         data[0x0000] = _vec(2, b"\x00" + _vec(2, sni.encode()))
     if alpn is not None:
@@ -271,3 +277,26 @@ class TestRealBrowsers:
         hello = self.captured("chromium156")
         assert is_grease(hello.cipher_suites[0])
         assert hello.key_share_groups[1:] == (0x11EC, 0x001D)
+
+
+class TestPublishedProfiles:
+    """Profiles reconstructed from a published JA4 reproduce its hashes exactly."""
+
+    @pytest.mark.parametrize(
+        "profile", list(profiles.PROFILES.values()), ids=list(profiles.PROFILES)
+    )
+    def test_profile_lists_hash_to_the_profile_ja4(self, profile: profiles.Profile) -> None:
+        tls = profile.tls
+        assert tls.extensions is not None and tls.signature_algorithms is not None
+        assert 0x0010 in tls.extensions  # every browser offers ALPN
+        hello = parse_client_hello(
+            build_hello(
+                ciphers=[0x0A0A, *tls.cipher_suites],
+                extensions=[0x0A0A, *tls.extensions],
+                sni="example.com",
+                alpn=[b"h2", b"http/1.1"] if tls.ja4[8:10] == "h2" else [b"http/1.1"],
+                versions=[0x0304, 0x0303],
+                sigalgs=list(tls.signature_algorithms),
+            )
+        )
+        assert ja4(hello) == tls.ja4

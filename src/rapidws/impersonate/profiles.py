@@ -55,8 +55,9 @@ class TLSProfile:
     #: order: what ``SSLContext.set_ciphers`` can send. Names this OpenSSL
     #: lacks (3DES) are skipped by OpenSSL itself.
     openssl_ciphers: str
-    #: Extension types the browser sends (wire order of one capture; Chrome
-    #: permutes them per connection, JA4 sorts them).
+    #: Extension types the browser sends: the wire order of one capture
+    #: (Chrome permutes them per connection, JA4 sorts them), or sorted when
+    #: reconstructed from a published JA4_c.
     extensions: tuple[int, ...] | None
     #: signature_algorithms, in order.
     signature_algorithms: tuple[int, ...] | None
@@ -210,8 +211,30 @@ _CHROME_156_TLS = TLSProfile(
 _CHROME_131_TLS = TLSProfile(
     cipher_suites=_CHROME_CIPHERS,
     openssl_ciphers=_CHROME_OPENSSL,
-    extensions=None,
-    signature_algorithms=None,
+    # Reconstructed, sorted: with the signature algorithms below this set
+    # reproduces the published JA4_c 02713d6af862 exactly (16 extensions with
+    # SNI and ALPN, as JA4_a says). It is the page-load hello: 0x4469 is ALPS,
+    # which Chrome sends only when offering h2, so a WebSocket connection
+    # lacks it (as measured on 156).
+    extensions=(
+        0x0000,
+        0x0005,
+        0x000A,
+        0x000B,
+        0x000D,
+        0x0010,
+        0x0012,
+        0x0017,
+        0x001B,
+        0x0023,
+        0x002B,
+        0x002D,
+        0x0033,
+        0x4469,
+        0xFE0D,
+        0xFF01,
+    ),
+    signature_algorithms=(0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601),
     supported_groups=None,
     alpn=("http/1.1",),
     ja4="t13d1516h2_8daaf6152771_02713d6af862",
@@ -506,8 +529,38 @@ SAFARI_18 = Profile(
                 "DES-CBC3-SHA",
             ]
         ),
-        extensions=None,
-        signature_algorithms=None,
+        # Reconstructed, sorted: with the signature algorithms below (0805
+        # twice, as Safari sends it) this set reproduces the published JA4_c
+        # 14788d8d241b exactly. 0x0015 is padding.
+        extensions=(
+            0x0000,
+            0x0005,
+            0x000A,
+            0x000B,
+            0x000D,
+            0x0010,
+            0x0012,
+            0x0015,
+            0x0017,
+            0x001B,
+            0x002B,
+            0x002D,
+            0x0033,
+            0xFF01,
+        ),
+        signature_algorithms=(
+            0x0403,
+            0x0804,
+            0x0401,
+            0x0503,
+            0x0203,
+            0x0805,
+            0x0805,
+            0x0501,
+            0x0806,
+            0x0601,
+            0x0201,
+        ),
         supported_groups=None,
         # Unknown for a WebSocket connection; http/1.1 is what rapidws can speak.
         alpn=("http/1.1",),
