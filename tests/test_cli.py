@@ -269,3 +269,72 @@ async def test_echo_server_port_in_use_exits_1() -> None:
         code, out, err = await run_cli("echo-server", "--port", str(port))
     assert (code, out) == (1, "")
     assert "cannot listen" in err
+
+
+# ---------------------------------------------------------------------------
+# rapidws fingerprint
+# ---------------------------------------------------------------------------
+
+
+class TestFingerprint:
+    async def test_list_names_every_profile_and_its_browser_ja4(self) -> None:
+        code, out, _ = await run_cli("fingerprint", "--list")
+        assert code == 0
+        lines = out.splitlines()
+        assert "chrome156 (= chrome)" in lines
+        assert "firefox153 (= firefox)" in lines
+        assert (
+            "  JA4:     t13d1516h1_8daaf6152771_5b37b36a67c0  measured: "
+            + ("Chromium 156.0.8078.114, wss:// from a page, loopback capture")
+            in lines
+        )
+        assert [line for line in lines if not line.startswith(" ")] == [
+            "chrome131",
+            "chrome156 (= chrome)",
+            "edge131 (= edge)",
+            "firefox153 (= firefox)",
+            "safari18 (= safari)",
+        ]
+
+    async def test_impersonate_prints_ja4_request_and_comparison(self) -> None:
+        code, out, err = await run_cli("fingerprint", "--impersonate", "firefox")
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[0].startswith("rapidws fingerprint: firefox153, captured on wss://localhost:")
+        ja4_line = next(line for line in lines if line.startswith("  JA4      t13"))
+        assert ja4_line.split()[1].startswith("t13d")
+        assert "  JA4      t13d1617h2_86a278354501_3cbfd9057e0d" in lines
+        assert "  match  TLS version             browser 13" in lines
+        assert any(line.startswith("  DIFF   ALPN (first, JA4)") for line in lines)
+        request = lines[lines.index("Upgrade request as sent") + 1 :]
+        assert request[0] == "  GET / HTTP/1.1"
+        assert [line.split(":")[0].strip() for line in request[1:]] == [
+            "Host",
+            "User-Agent",
+            "Accept",
+            "Accept-Language",
+            "Accept-Encoding",
+            "Sec-WebSocket-Version",
+            "Origin",
+            "Sec-WebSocket-Key",
+            "Connection",
+            "Sec-Fetch-Dest",
+            "Sec-Fetch-Mode",
+            "Sec-Fetch-Site",
+            "Pragma",
+            "Cache-Control",
+            "Upgrade",
+        ]
+
+    async def test_without_a_profile_it_shows_rapidws_defaults(self) -> None:
+        code, out, err = await run_cli("fingerprint")
+        assert code == 0, err
+        assert "no profile (rapidws defaults)" in out
+        assert "  User-Agent: rapidws/" + __version__ in out.splitlines()
+        assert "Field by field" not in out
+
+    async def test_unknown_profile_is_a_usage_error(self) -> None:
+        code, out, err = await run_cli("fingerprint", "--impersonate", "netscape4")
+        assert code == 2
+        assert out == ""
+        assert "unknown impersonate target 'netscape4'; choose one of: chrome," in err

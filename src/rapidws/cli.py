@@ -6,6 +6,8 @@
     printf 'a\\nb\\n' | rapidws connect ws://...    # piped: send, print replies, close
     rapidws echo-server --port 8765 [--tls]
     rapidws demo                                  # the quick start, against a local server
+    rapidws fingerprint [--impersonate chrome]    # JA3/JA4 and the upgrade request we send
+    rapidws fingerprint --list                    # the impersonation profiles
 
 ``connect`` prints received messages on stdout (text as is, binary as
 ``<binary N bytes: hex...>``) and everything else (connection, close, errors)
@@ -160,6 +162,23 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Start an echo server on a free port and talk to it through the public API.",
     )
     demo.set_defaults(command="demo", run=_run_demo)
+
+    fingerprint = commands.add_parser(
+        "fingerprint",
+        help="show the TLS fingerprint (JA3, JA4) and upgrade request rapidws sends",
+        description=(
+            "Connect through TLS to a local capture server, then print the ClientHello's "
+            "JA3 and JA4, the upgrade request exactly as sent and, with --impersonate, "
+            "how each field compares with that browser's. Needs the 'trustme' package."
+        ),
+    )
+    fingerprint.add_argument(
+        "--impersonate", metavar="NAME", help="browser profile, e.g. chrome, chrome131, firefox"
+    )
+    fingerprint.add_argument(
+        "--list", action="store_true", help="list the profiles with their browsers' JA4"
+    )
+    fingerprint.set_defaults(command="fingerprint", run=_run_fingerprint)
     return parser
 
 
@@ -542,6 +561,26 @@ async def _demo() -> int:
             await ws.close()
             print(f"= closed with code {ws.close_code}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# rapidws fingerprint
+# ---------------------------------------------------------------------------
+
+
+def _run_fingerprint(args: argparse.Namespace) -> int:
+    from . import cli_fingerprint, impersonate
+
+    if args.list:
+        cli_fingerprint.list_profiles(sys.stdout)
+        return EXIT_OK
+    if args.impersonate is not None:
+        try:
+            impersonate.get(args.impersonate)
+        except ValueError as exc:
+            _note(exc)
+            return EXIT_USAGE
+    return cli_fingerprint.run(args.impersonate)
 
 
 if __name__ == "__main__":  # pragma: no cover

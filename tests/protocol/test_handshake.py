@@ -233,6 +233,61 @@ class TestBuildRequest:
         with pytest.raises(TypeError, match="not a str"):
             request(subprotocols="chat")
 
+    def test_explicit_order_rearranges_every_field(self) -> None:
+        data = request(
+            origin="https://example.com",
+            headers=[("Pragma", "no-cache"), ("Cookie", "a=b")],
+            order=[
+                "host",
+                "Connection",
+                "Pragma",
+                "User-Agent",
+                "Upgrade",
+                "Origin",
+                "Sec-WebSocket-Version",
+                "Cookie",
+                "Sec-WebSocket-Key",
+            ],
+        )
+        assert data == (
+            b"GET /chat HTTP/1.1\r\n"
+            b"Host: server.example.com\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Pragma: no-cache\r\n"
+            b"User-Agent: rapidws/0.1.0\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Origin: https://example.com\r\n"
+            b"Sec-WebSocket-Version: 13\r\n"
+            b"Cookie: a=b\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"\r\n"
+        )
+
+    def test_fields_missing_from_the_order_follow_in_their_own_order(self) -> None:
+        data = request(
+            headers=[("X-B", "1"), ("X-A", "2"), ("X-B", "3")],
+            order=["Sec-WebSocket-Key", "X-B", "Host"],
+        )
+        assert field_lines(data) == [
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            b"X-B: 1",
+            b"X-B: 3",
+            b"Host: server.example.com",
+            b"Upgrade: websocket",
+            b"Connection: Upgrade",
+            b"Sec-WebSocket-Version: 13",
+            b"User-Agent: rapidws/0.1.0",
+            b"X-A: 2",
+        ]
+
+    def test_an_order_does_not_make_handshake_fields_overridable(self) -> None:
+        with pytest.raises(ValueError, match="set by the WebSocket handshake"):
+            request(headers=[("Connection", "close")], order=["Connection"])
+
+    def test_order_as_a_string_is_refused(self) -> None:
+        with pytest.raises(TypeError, match="not a str"):
+            request(order="Host")
+
     def test_invalid_subprotocol_is_refused(self) -> None:
         with pytest.raises(ValueError, match="invalid subprotocol"):
             request(subprotocols=["chat room"])

@@ -30,7 +30,7 @@ from urllib.parse import urljoin
 from ..errors import HandshakeError, InvalidStatus, TooManyRedirects, WebSocketTimeout
 from ..net.dial import open_transport
 from ..net.proxy import ProxiesLike, ProxyURL, parse_proxy, select_proxy
-from ..net.tls import CertLike, VerifyLike, make_ssl_context
+from ..net.tls import CertLike, TLSOptions, VerifyLike, make_ssl_context
 from ..net.url import WsURL, parse_url
 from ..protocol.handshake import DEFAULT_USER_AGENT, build_request, generate_key
 from .cookies import CookieContext
@@ -82,6 +82,10 @@ class ConnectOptions:
     max_redirects: int = 30
     allow_insecure_redirects: bool = False
     unix_socket: str | None = None
+    #: Browser impersonation, resolved to plain values by the session.
+    header_order: tuple[str, ...] | None = None
+    user_agent: str | None = DEFAULT_USER_AGENT
+    tls: TLSOptions | None = None
     _proxy_cache: dict[str, ProxyURL] = field(default_factory=dict)
 
     def proxy_for(self, url: WsURL) -> ProxyURL | None:
@@ -211,7 +215,9 @@ async def _open_once(
     phase: list[str],
 ) -> AsyncWebSocket:
     """One connection attempt to ``url``, no redirects; never leaves a socket behind."""
-    ssl_context = make_ssl_context(options.verify, options.cert) if url.secure else None
+    ssl_context = (
+        make_ssl_context(options.verify, options.cert, options.tls) if url.secure else None
+    )
     proxy = options.proxy_for(url)
     proxy_ssl: ssl.SSLContext | None = None
     if proxy is not None and proxy.scheme == "https":
@@ -244,6 +250,8 @@ async def _open_once(
         subprotocols=options.subprotocols,
         headers=hop_headers,
         auth=auth,
+        user_agent=options.user_agent,
+        order=options.header_order,
     )
     user_agent = _header(headers, "User-Agent") or DEFAULT_USER_AGENT
 

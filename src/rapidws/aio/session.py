@@ -12,11 +12,14 @@ from types import TracebackType
 from typing import TypeVar, cast
 from urllib.parse import urljoin
 
+from .. import impersonate as _impersonate
 from .._types import HeadersLike, ParamsLike, TimeoutLike
+from ..impersonate.profiles import Profile
 from ..net.proxy import ProxiesLike, parse_proxy
-from ..net.tls import CertLike, VerifyLike
+from ..net.tls import CertLike, TLSOptions, VerifyLike
 from ..net.tunnel import check_socks
-from ..net.url import parse_url
+from ..net.url import WsURL, parse_url
+from ..protocol.handshake import DEFAULT_USER_AGENT
 from ..protocol.headers import Headers
 from .connect import ConnectOptions, WebSocketConnect, open_websocket
 from .cookies import CookieContext, CookiesLike, check_cookies
@@ -55,6 +58,64 @@ def _merge_headers(session: HeadersLike | None, call: HeadersLike | None) -> Hea
     for name, value in Headers(call).items():
         merged.set(name, value)
     return merged
+
+
+def _profile(name: str | None) -> Profile | None:
+    return None if name is None else _impersonate.get(name)
+
+
+def _fetch_site(origin: str, url: WsURL) -> str:
+    """``Sec-Fetch-Site`` for a WebSocket to ``url`` opened by a page of ``origin``.
+
+    Fetch Metadata §2.1: same-origin, same-site or cross-site. Without the
+    public suffix list a site is approximated by the host: another port is
+    same-site, a sibling subdomain is reported cross-site.
+    """
+    if origin == url.origin:
+        return "same-origin"
+    scheme, _, rest = origin.partition("://")
+    host = rest.rsplit(":", 1)[0] if not rest.endswith("]") else rest
+    target = f"[{url.host}]" if url.is_ipv6 else url.host
+    same_scheme = scheme == ("https" if url.secure else "http")
+    return "same-site" if same_scheme and host.lower() == target else "cross-site"
+
+
+def _impersonated_headers(
+    profile: Profile, user: Headers, origin: str | None, url: WsURL
+) -> tuple[Headers, str]:
+    """The profile's fields with the user's over them, and the Origin to send.
+
+    A user field named like a profile field replaces its value where it
+    stands, in the profile's casing; other user fields are appended (in the
+    profile's casing when the profile orders them, e.g. ``Cookie``).
+    """
+    fields = Headers(profile.headers)
+    casing = {name.lower(): name for name in profile.order}
+    for name, value in user.items():
+        key = name.lower()
+        if key in fields:
+            fields.set(casing.get(key, name), value)
+        else:
+            fields.add(casing.get(key, name), value)
+    # Browsers send Origin on every WebSocket request (RFC 6455 §4.1 item 8,
+    # Fetch §4.1): the page's origin, here the target's own unless given.
+    sent_origin = fields.get("Origin") or origin or url.origin
+    if "sec-fetch-site" in fields and "sec-fetch-site" not in user:
+        fields.set(casing["sec-fetch-site"], _fetch_site(sent_origin, url))
+    return fields, sent_origin
+
+
+def _tls_options(profile: Profile) -> TLSOptions:
+    tls = profile.tls
+    known = tls.extensions
+    return TLSOptions(
+        ciphers=tls.openssl_ciphers,
+        minimum_version=tls.minimum_version.replace(".", "_"),
+        maximum_version=tls.maximum_version.replace(".", "_"),
+        # Leave out what the browser is known not to send.
+        no_padding=known is not None and 0x0015 not in known,
+        no_encrypt_then_mac=known is not None and 0x0016 not in known,
+    )
 
 
 def _split_timeout(timeout: TimeoutLike) -> tuple[float | None, float | None]:
@@ -186,7 +247,10 @@ class AsyncSession:
         allow_insecure_redirects: bool = False,
         base_url: str | None = None,
         unix_socket: str | os.PathLike[str] | None = None,
+        impersonate: str | None = None,
     ) -> None:
+        _profile(impersonate)  # an unknown name fails here, listing the valid ones
+        self.impersonate = impersonate
         self.headers = Headers(headers)
         check_cookies(cookies)
         #: The session's cookie jar: what handshake responses set, sent back by domain/path rules.
@@ -251,6 +315,7 @@ class AsyncSession:
         max_redirects: int | _Unset = UNSET,
         allow_insecure_redirects: bool | _Unset = UNSET,
         unix_socket: str | os.PathLike[str] | None | _Unset = UNSET,
+        impersonate: str | None | _Unset = UNSET,
         subprotocols: Sequence[str] | None = None,
         recv_queue_size: int = 128,
         send_queue_size: int = 16,
@@ -284,6 +349,12 @@ class AsyncSession:
         proxy_auth_value = _check_auth(_merge(self.proxy_auth, proxy_auth), "proxy_auth")
         proxy_value = _check_optional_str("proxy", _merge(self.proxy, proxy))
         proxies_value = _check_proxies(_merge(self.proxies, proxies))
+        sent_origin = _check_optional_str("origin", _merge(self.origin, origin))
+        profile = _profile(_merge(self.impersonate, impersonate))
+        if profile is not None:
+            merged_headers, sent_origin = _impersonated_headers(
+                profile, merged_headers, sent_origin, target
+            )
         options = ConnectOptions(
             headers=merged_headers.items(),
             auth=_check_auth(_merge(self.auth, auth)),
@@ -292,7 +363,7 @@ class AsyncSession:
             verify=_merge(self.verify, verify),
             cert=_merge(self.cert, cert),
             subprotocols=tuple(subprotocols or ()),
-            origin=_check_optional_str("origin", _merge(self.origin, origin)),
+            origin=sent_origin,
             recv_queue_size=_check_size("recv_queue_size", recv_queue_size),
             send_queue_size=_check_size("send_queue_size", send_queue_size),
             coalesce_frames=bool(coalesce_frames),
@@ -317,6 +388,10 @@ class AsyncSession:
                 _merge(self.allow_insecure_redirects, allow_insecure_redirects)
             ),
             unix_socket=_check_unix_socket(_merge(self.unix_socket, unix_socket)),
+            header_order=profile.order if profile is not None else None,
+            # Under a profile, User-Agent is one of the profile's headers.
+            user_agent=DEFAULT_USER_AGENT if profile is None else None,
+            tls=None if profile is None else _tls_options(profile),
         )
         # The proxy of the first hop, parsed now: a bad proxy URL (from an
         # argument or the environment) fails here, before any I/O.

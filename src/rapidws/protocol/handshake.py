@@ -143,6 +143,7 @@ def build_request(
     headers: HeadersLike = (),
     auth: tuple[str, str] | None = None,
     user_agent: str | None = DEFAULT_USER_AGENT,
+    order: Sequence[str] | None = None,
 ) -> bytes:
     """Return the bytes of a client's opening handshake (RFC 6455 §4.1).
 
@@ -156,6 +157,11 @@ def build_request(
     given, User-Agent unless ``user_agent`` is None, then ``headers``. A field
     of ``headers`` named like one of these replaces its value in place (so an
     ``Authorization`` header wins over ``auth``).
+
+    ``order`` (field names, case-insensitive) rearranges the finished fields:
+    those it names come first, in its order; the others follow in the order
+    above. Names and values are unchanged, so a browser's exact header order
+    can be reproduced while the handshake still computes its own fields.
 
     Raises:
         ValueError: if ``headers`` tries to set Upgrade, Connection,
@@ -186,7 +192,24 @@ def build_request(
     if user_agent is not None:
         fields.add("User-Agent", user_agent)
     fields = _merge(fields, headers, _RESERVED_REQUEST_FIELDS)
+    if order is not None:
+        fields = _reorder(fields, order)
     return serialize_request("GET", resource, fields)
+
+
+def _reorder(fields: Headers, order: Sequence[str]) -> Headers:
+    # A stable sort on the rank in ``order``: fields of one name keep their
+    # relative order, and unnamed fields keep theirs after the named ones.
+    # (RFC 9110 §5.3: only the order of fields with the same name matters to
+    # HTTP, and that order is kept.)
+    if isinstance(order, str):
+        raise TypeError("order must be a sequence of field names, not a str")
+    rank: dict[str, int] = {}
+    for name in order:
+        rank.setdefault(name.lower(), len(rank))
+    items = fields.items()
+    last = len(rank)
+    return Headers(sorted(items, key=lambda item: rank.get(item[0].lower(), last)))
 
 
 @dataclass(slots=True)
