@@ -15,6 +15,7 @@ from rapidws import (
     AsyncSession,
     AsyncWebSocket,
     InvalidStatus,
+    ProtocolError,
     WebSocketClosed,
     WebSocketError,
     WebSocketTimeout,
@@ -211,6 +212,21 @@ class TestClosing:
                 while True:
                     await ws.recv(timeout=5)
             assert info.value.code == 1006
+
+    async def test_protocol_error_is_the_cause_of_the_close(self, peer: Peer) -> None:
+        """README, "Errors": a broken rule (here a message over max_message_size,
+        RFC 6455 §7.4.1: 1009) closes the connection, and the WebSocketClosed that
+        recv() raises has the ProtocolError as its __cause__, on every call."""
+        async with AsyncSession() as s, s.ws_connect(peer.url("/echo"), max_message_size=16) as ws:
+            await ws.send_bytes(b"x" * 17)
+            for _ in range(2):
+                with pytest.raises(WebSocketClosed) as info:
+                    await ws.recv(timeout=5)
+                assert info.value.code == 1009
+                cause = info.value.__cause__
+                assert isinstance(cause, ProtocolError)
+                assert cause.close_code == 1009
+                assert "exceeds the limit of 16" in cause.reason
 
     async def test_invalid_close_code_is_refused_locally(self, peer: Peer) -> None:
         async with AsyncSession() as s, s.ws_connect(peer.url("/echo")) as ws:

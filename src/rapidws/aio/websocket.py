@@ -383,10 +383,14 @@ class AsyncWebSocket(asyncio.Protocol):
             return await self._recv_queue.get(timeout)
         except TimeoutError:
             if self._recv_queue.closed and not len(self._recv_queue):
-                raise self._closed_error() from None
+                closed = self._closed_error()
+                raise closed from closed.__cause__
             raise WebSocketTimeout(f"no message received within {timeout} s") from None
         except WebSocketClosed:
-            raise self._closed_error() from None
+            # ``from None`` would wipe the ProtocolError that _closed_error() set
+            # as the cause (README, "Errors"): re-raise with it.
+            closed = self._closed_error()
+            raise closed from closed.__cause__
 
     async def _recv_whole(self, first: Message | None, timeout: float | None) -> Message:
         item = first if first is not None else await self._get(timeout)
