@@ -453,6 +453,25 @@ class TestFraming:
             exc = await recv_failure(server)
         assert exc.code == 1007
 
+    async def test_invalid_utf8_in_the_middle_of_one_frame(self) -> None:
+        """§8.1 (Autobahn 6.4.3 "fail fast"): an invalid byte fails the connection
+        with 1007 as soon as it arrives, even in the middle of a frame whose end
+        has not been sent (the script sends it only after the client's CLOSE)."""
+        wire = frame(TEXT, "κόσμε".encode() + b"\xf4\x90\x80\x80 end")
+        cut = len(wire) - 6  # the header, the valid text, then the invalid sequence
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            conn.send(wire[:cut])
+            close = conn.read_close()
+            assert close.close_code == 1007
+            conn.send(wire[cut:])  # too late: must be ignored
+            conn.expect_eof()
+
+        async with RawServer(script) as server:
+            exc = await recv_failure(server)
+        assert exc.code == 1007
+
     async def test_pings_are_answered_while_the_application_only_reads(self) -> None:
         """§5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
         response" with the same payload: without the application sending anything."""
