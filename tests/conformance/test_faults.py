@@ -145,6 +145,27 @@ class TestOpeningHandshake:
         assert ("X-Reason", "banned") in exc.headers
         assert exc.body == b"go away"
 
+    async def test_refusal_whose_body_never_ends(self) -> None:
+        """API rule (README, "Errors"): a refusal carries its status even when the
+        server stalls in the middle of the body: at the connect timeout the client
+        raises InvalidStatus with the part of the body it has, not a bare timeout."""
+
+        def script(conn: RawConnection) -> None:
+            conn.read_request()
+            conn.send(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
+                b"Content-Length: 1000\r\n\r\nbusy, come"
+            )
+            conn.expect_eof()
+
+        async with RawServer(script) as server:
+            exc = await connect_error(server, timeout=0.5)
+        assert type(exc) is InvalidStatus
+        assert exc.status == 503
+        assert ("Retry-After", "5") in exc.headers
+        assert exc.body == b"busy, come"
+        assert "cut off after 0.5 s" in str(exc)
+
     @pytest.mark.parametrize(
         "omit, message",
         [("upgrade", "missing Upgrade header"), ("connection", "missing Connection header")],

@@ -94,8 +94,13 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         else:
             await asyncio.wait_for(handshake(), options.connect_timeout)
     except asyncio.TimeoutError:
+        # A server that refused the upgrade but never finished the body: its
+        # status and headers say more than a timeout would (README, "Errors").
+        refusal = ws._refusal(f" (the body was cut off after {options.connect_timeout} s)")
         ws._abandon_handshake()
         ws.terminate()
+        if refusal is not None:
+            raise refusal from None
         raise WebSocketTimeout(
             f"connecting to {url} timed out after {options.connect_timeout} s during the {phase[0]}"
         ) from None

@@ -33,7 +33,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..errors import HandshakeError, WebSocketClosed, WebSocketError, WebSocketTimeout
+from ..errors import (
+    HandshakeError,
+    InvalidStatus,
+    WebSocketClosed,
+    WebSocketError,
+    WebSocketTimeout,
+)
 from ..flags import WsFlag
 from ..protocol.connection import CloseReceived, Connection, Pong, Side, State
 from ..protocol.frames import CloseCode
@@ -554,19 +560,24 @@ class AsyncWebSocket(asyncio.Protocol):
             self._handshake_waiter.set_result(None)
 
     def _refused(self) -> None:
-        from ..errors import InvalidStatus
+        exc = self._refusal()
+        assert exc is not None
+        self._handshake_failed(exc)
 
+    def _refusal(self, note: str = "") -> InvalidStatus | None:
+        """The refused upgrade as an error, with the body read so far; None when
+        no refusal (a status other than 101) has arrived."""
         response = self._response
         reader = self._body_reader
-        assert response is not None and reader is not None
+        if response is None or reader is None:
+            return None
         response.body = reader.body
-        exc = InvalidStatus(
-            f"server rejected WebSocket connection: HTTP {response.status}",
+        return InvalidStatus(
+            f"server rejected WebSocket connection: HTTP {response.status}{note}",
             status=response.status,
             headers=response.headers.items(),
             body=reader.body,
         )
-        self._handshake_failed(exc)
 
     def _abandon_handshake(self) -> None:
         """The connect attempt gave up: nobody will await the handshake result."""
