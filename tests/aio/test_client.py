@@ -412,6 +412,24 @@ class TestHandshake:
         assert any(name.lower() == "content-length" for name, _ in info.value.headers)
         assert "403" in str(info.value)
 
+    async def test_refusal_with_a_stalled_body_is_invalid_status_at_the_timeout(self) -> None:
+        # No peer stalls on purpose: a minimal asyncio server answers 503 and
+        # sends 4 of the 1000 body bytes it announces, then waits.
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 503 Busy\r\nRetry-After: 5\r\nContent-Length: 1000\r\n\r\nbusy")
+            await reader.read()  # until the client gives up
+            writer.close()
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, AsyncSession() as s:
+            with pytest.raises(InvalidStatus) as info:
+                await s.ws_connect(f"ws://127.0.0.1:{port}/", timeout=0.5)
+        assert info.value.status == 503
+        assert ("Retry-After", "5") in info.value.headers
+        assert info.value.body == b"busy"
+
     async def test_not_found_path(self, peer: Peer) -> None:
         async with AsyncSession() as s:
             with pytest.raises(InvalidStatus) as info:
