@@ -221,7 +221,7 @@ class RawConnection:
 
     # Writing
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | bytearray) -> None:
         self.sock.sendall(data)
 
     def handshake_response(
