@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from rapidws import __version__
 from rapidws.aio.echo import EchoServer, serve_echo
 from rapidws.cli import main
+from tests.conformance.autobahn import fuzzing_server
 from tests.peers.certs import TLSFiles
 
 #: Seconds a command may take before the test fails instead of hanging.
@@ -338,3 +339,27 @@ class TestFingerprint:
         assert code == 2
         assert out == ""
         assert "unknown impersonate target 'netscape4'; choose one of: chrome," in err
+
+
+class TestAutobahn:
+    """``rapidws autobahn``: the README's way to reproduce the conformance report."""
+
+    async def test_runs_every_case_and_prints_the_verdicts(self, tmp_path: Path) -> None:
+        async with fuzzing_server(["1.1.*", "7.9.*"], [], tmp_path / "reports") as kosoku:
+            code, out, err = await run_cli(
+                "autobahn", kosoku.url, "--report-dir", str(kosoku.report_dir), timeout=60
+            )
+        assert code == 0, out + err
+        assert "running 17 cases" in err
+        lines = out.splitlines()
+        # 1.1.x end with the client's echo of the server's 1000; 7.9.x send an
+        # invalid close code, which the client answers with 1002.
+        assert lines[0].startswith("ran 17 cases in ")
+        assert lines[0].endswith("; closed 1000 x8, closed 1002 x9")
+        assert lines[1:] == ["   1.x    8/8", "   7.x    9/9", "17/17 cases passed"]
+        assert (kosoku.report_dir / "index.html").is_file()
+
+    async def test_unreachable_server_exits_1(self) -> None:
+        code, out, err = await run_cli("autobahn", f"ws://127.0.0.1:{closed_port()}")
+        assert (code, out) == (1, "")
+        assert "cannot get the case count" in err

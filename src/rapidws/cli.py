@@ -8,6 +8,7 @@
     rapidws demo                                  # the quick start, against a local server
     rapidws fingerprint [--impersonate chrome]    # JA3/JA4 and the upgrade request we send
     rapidws fingerprint --list                    # the impersonation profiles
+    rapidws autobahn ws://127.0.0.1:9001 --report-dir reports   # Autobahn testsuite client
 
 ``connect`` prints received messages on stdout (text as is, binary as
 ``<binary N bytes: hex...>``) and everything else (connection, close, errors)
@@ -28,7 +29,11 @@ import stat
 import sys
 import tempfile
 import threading
-from typing import TextIO
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
 
 from . import __version__
 from .aio.echo import serve_echo
@@ -53,6 +58,12 @@ _HEX_PREFIX = 32
 _MAX_LINE = 4 * 1024 * 1024
 #: Seconds ``connect`` waits for the close handshake before dropping TCP.
 _CLOSE_TIMEOUT = 2.0
+#: ``autobahn``: the largest case message is 16 MiB (9.1.6, 9.2.6); this leaves room.
+_AUTOBAHN_MAX_MESSAGE = 64 * 1024 * 1024
+#: ``autobahn``: seconds the fuzzing server may take to write its report after the run.
+_REPORT_WAIT = 60.0
+#: Autobahn verdicts that pass: NON-STRICT and INFORMATIONAL are conformant.
+_PASSING = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
 
 
 # ---------------------------------------------------------------------------
@@ -179,6 +190,36 @@ def _build_parser() -> argparse.ArgumentParser:
         "--list", action="store_true", help="list the profiles with their browsers' JA4"
     )
     fingerprint.set_defaults(command="fingerprint", run=_run_fingerprint)
+
+    autobahn = commands.add_parser(
+        "autobahn",
+        help="run the Autobahn testsuite cases of a fuzzing server against this client",
+        description=(
+            "Drive the client through every case a running Autobahn fuzzing server offers "
+            "(for example `kosoku -m fuzzingserver 127.0.0.1:9001 -i '1.*' -o reports`; the "
+            "server chooses the cases), echoing each message, then ask it to write its "
+            "report. With --report-dir, wait for that report and print the verdicts per "
+            "category. Exit code: 0 when every case ran (and passed), 1 otherwise."
+        ),
+    )
+    autobahn.add_argument("url", help="the fuzzing server, e.g. ws://127.0.0.1:9001")
+    autobahn.add_argument(
+        "--agent", default="rapidws", help="name of the client in the report (default: rapidws)"
+    )
+    autobahn.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        help="the server's report directory (kosoku -o DIR): print its verdicts",
+    )
+    autobahn.add_argument(
+        "--case-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on a case that takes longer than this (default: 60)",
+    )
+    autobahn.add_argument("-v", "--verbose", action="store_true", help="print how each case ended")
+    autobahn.set_defaults(command="autobahn", run=_run_autobahn)
     return parser
 
 
@@ -581,6 +622,123 @@ def _run_fingerprint(args: argparse.Namespace) -> int:
             _note(exc)
             return EXIT_USAGE
     return cli_fingerprint.run(args.impersonate)
+
+
+# ---------------------------------------------------------------------------
+# rapidws autobahn
+# ---------------------------------------------------------------------------
+
+
+def _run_autobahn(args: argparse.Namespace) -> int:
+    return asyncio.run(_autobahn(args))
+
+
+async def _autobahn(args: argparse.Namespace) -> int:
+    """The client side of the Autobahn fuzzing server protocol.
+
+    ``/getCaseCount`` gives the number of cases; ``/runCase?case=N&agent=A``
+    runs case N, the client echoing every message with its type until the
+    connection closes; ``/updateReports?agent=A`` makes the server write its
+    report (JSON and HTML).
+    """
+    base = args.url.rstrip("/")
+    agent = quote(args.agent, safe="")
+    started = time.time()
+    endings: Counter[str] = Counter()
+    async with AsyncSession() as session:
+        try:
+            async with session.ws_connect(f"{base}/getCaseCount") as ws:
+                count = int(await ws.recv_str(timeout=args.case_timeout))
+        except (WebSocketError, OSError, ValueError) as exc:
+            _note(f"cannot get the case count from {base}: {exc}")
+            return EXIT_ERROR
+        _note(f"running {count} cases against {base} as agent {args.agent!r}")
+        for index in range(1, count + 1):
+            url = f"{base}/runCase?case={index}&agent={agent}"
+            try:
+                ending = await asyncio.wait_for(_echo_case(session, url), args.case_timeout)
+            except asyncio.TimeoutError:
+                _note(f"case {index} did not end within {args.case_timeout} s")
+                return EXIT_ERROR
+            endings[ending] += 1
+            if args.verbose:
+                print(f"case {index}: {ending}", file=sys.stderr, flush=True)
+        # The server ends the run on this one and may drop it without a close frame.
+        with contextlib.suppress(WebSocketError, OSError):
+            async with session.ws_connect(f"{base}/updateReports?agent={agent}") as ws:
+                await ws.recv(timeout=args.case_timeout)
+    elapsed = time.time() - started
+    summary = ", ".join(f"{ending} x{n}" for ending, n in sorted(endings.items()))
+    print(f"ran {count} cases in {elapsed:.1f} s; {summary}")
+    if args.report_dir is None:
+        print("the verdicts are in the server's report (kosoku -o DIR: DIR/index.html)")
+        return EXIT_OK
+    index_path = Path(args.report_dir) / "index.json"
+    report = await _wait_for_report(index_path, started)
+    if report is None:
+        _note(f"no report at {index_path} within {_REPORT_WAIT:g} s")
+        return EXIT_ERROR
+    cases = report.get(args.agent)
+    if not cases:
+        _note(f"{index_path} has no results for agent {args.agent!r}")
+        return EXIT_ERROR
+    return _print_verdicts(cases)
+
+
+async def _echo_case(session: AsyncSession, url: str) -> str:
+    """Echo every message of one case with its type; how the connection ended."""
+    try:
+        async with session.ws_connect(url, max_message_size=_AUTOBAHN_MAX_MESSAGE) as ws:
+            while True:
+                data, flags = await ws.recv()
+                if flags & WsFlag.TEXT:
+                    await ws.send(data, WsFlag.TEXT)
+                else:
+                    await ws.send_bytes(data)
+    except WebSocketClosed as exc:
+        return f"closed {exc.code}"
+    except (WebSocketError, OSError) as exc:
+        return f"failed ({type(exc).__name__})"
+
+
+async def _wait_for_report(path: Path, since: float) -> dict[str, Any] | None:
+    """The report's index once the server has written it after ``since``."""
+    deadline = time.monotonic() + _REPORT_WAIT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if path.stat().st_mtime >= since - 1:
+                index: dict[str, Any] = json.loads(path.read_text())
+                return index
+        await asyncio.sleep(0.1)
+    return None
+
+
+def _print_verdicts(cases: dict[str, dict[str, Any]]) -> int:
+    """Print passed/total per category and each failed case; the exit code."""
+
+    def sort_key(case_id: str) -> list[int]:
+        return [int(part) if part.isdigit() else 0 for part in case_id.split(".")]
+
+    totals: Counter[str] = Counter()
+    passed: Counter[str] = Counter()
+    failed: list[str] = []
+    for case_id in sorted(cases, key=sort_key):
+        verdict = cases[case_id]
+        category = case_id.split(".", 1)[0]
+        totals[category] += 1
+        behavior, close = verdict.get("behavior"), verdict.get("behaviorClose")
+        if behavior in _PASSING and close in _PASSING:
+            passed[category] += 1
+        else:
+            failed.append(f"  {case_id}: behavior {behavior}, close {close}")
+    for category in sorted(totals, key=sort_key):
+        print(f"{category + '.x':>6}  {passed[category]:>3}/{totals[category]}")
+    total = sum(totals.values())
+    print(f"{total - len(failed)}/{total} cases passed")
+    if failed:
+        print("failed:\n" + "\n".join(failed))
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from rapidws import (
     AsyncSession,
     AsyncWebSocket,
     InvalidStatus,
+    ProtocolError,
     WebSocketClosed,
     WebSocketError,
     WebSocketTimeout,
@@ -212,6 +213,21 @@ class TestClosing:
                     await ws.recv(timeout=5)
             assert info.value.code == 1006
 
+    async def test_protocol_error_is_the_cause_of_the_close(self, peer: Peer) -> None:
+        """README, "Errors": a broken rule (here a message over max_message_size,
+        RFC 6455 §7.4.1: 1009) closes the connection, and the WebSocketClosed that
+        recv() raises has the ProtocolError as its __cause__, on every call."""
+        async with AsyncSession() as s, s.ws_connect(peer.url("/echo"), max_message_size=16) as ws:
+            await ws.send_bytes(b"x" * 17)
+            for _ in range(2):
+                with pytest.raises(WebSocketClosed) as info:
+                    await ws.recv(timeout=5)
+                assert info.value.code == 1009
+                cause = info.value.__cause__
+                assert isinstance(cause, ProtocolError)
+                assert cause.close_code == 1009
+                assert "exceeds the limit of 16" in cause.reason
+
     async def test_invalid_close_code_is_refused_locally(self, peer: Peer) -> None:
         async with AsyncSession() as s, s.ws_connect(peer.url("/echo")) as ws:
             with pytest.raises(ValueError, match="close code"):
@@ -395,6 +411,24 @@ class TestHandshake:
         assert info.value.body == b"nope"
         assert any(name.lower() == "content-length" for name, _ in info.value.headers)
         assert "403" in str(info.value)
+
+    async def test_refusal_with_a_stalled_body_is_invalid_status_at_the_timeout(self) -> None:
+        # No peer stalls on purpose: a minimal asyncio server answers 503 and
+        # sends 4 of the 1000 body bytes it announces, then waits.
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 503 Busy\r\nRetry-After: 5\r\nContent-Length: 1000\r\n\r\nbusy")
+            await reader.read()  # until the client gives up
+            writer.close()
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, AsyncSession() as s:
+            with pytest.raises(InvalidStatus) as info:
+                await s.ws_connect(f"ws://127.0.0.1:{port}/", timeout=0.5)
+        assert info.value.status == 503
+        assert ("Retry-After", "5") in info.value.headers
+        assert info.value.body == b"busy"
 
     async def test_not_found_path(self, peer: Peer) -> None:
         async with AsyncSession() as s:

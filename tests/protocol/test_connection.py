@@ -252,6 +252,30 @@ class TestSection8_1Utf8:
         assert server.close_code == 1007
         assert server.data_to_send() == [b"\x88\x02\x03\xef"]
 
+    @pytest.mark.parametrize("side", [Side.CLIENT, Side.SERVER])
+    def test_invalid_utf8_fails_with_1007_before_its_frame_ends(self, side: Side) -> None:
+        # Autobahn 6.4.3/6.4.4: the invalid byte arrives in the middle of a frame
+        # whose end the peer sends only later.
+        conn = Connection(side)
+        peer = Connection(Side.SERVER if side is Side.CLIENT else Side.CLIENT)
+        wire = peer.encode(
+            "\u03ba\u1f79\u03c3\u03bc\u03b5".encode() + b"\xf4\x90\x80\x80edited", TEXT
+        )
+        header = len(wire) - 21
+        assert conn.receive_data(wire[: header + 12]) == []
+        assert conn.failure is None  # "...\xf4" may still become valid
+        assert conn.receive_data(wire[header + 12 : header + 13]) == []
+        assert conn.close_code == 1007
+        assert conn.receive_data(wire[header + 13 :]) == []  # discarded (§7.1.7)
+
+    def test_text_frame_arriving_in_pieces_is_delivered_whole(self) -> None:
+        client = Connection(Side.CLIENT)
+        text = ("\u20ac" * 50).encode()
+        wire = build_frame(Opcode.TEXT, text, fin=False) + build_frame(Opcode.CONT, text)
+        received = [m for i in range(len(wire)) for m in client.receive_data(wire[i : i + 1])]
+        assert received == [(text + text, TEXT)]
+        assert client.failure is None
+
     def test_code_point_split_across_frames_is_accepted(self) -> None:
         server = Connection(Side.SERVER)
         client = Connection(Side.CLIENT)

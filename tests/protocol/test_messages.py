@@ -291,6 +291,71 @@ class TestSection8_1Utf8:
         )
 
 
+class TestSection8_1CheckAhead:
+    """``check_ahead``: UTF-8 of a frame still arriving is validated at once, and
+    the frame's completion validates only the rest (§8.1, fail fast)."""
+
+    def test_invalid_byte_fails_before_the_frame_ends(self) -> None:
+        assembler = MessageAssembler()
+        assembler.check_ahead(TEXT, b"caf\xc3\xa9 ")
+        with pytest.raises(ProtocolError) as caught:
+            assembler.check_ahead(TEXT, b"\xc3\x28")
+        assert caught.value.close_code == 1007
+
+    def test_surrogate_prefix_fails_before_the_frame_ends(self) -> None:
+        with pytest.raises(ProtocolError) as caught:
+            MessageAssembler().check_ahead(TEXT, b"ok\xed\xa0")
+        assert caught.value.close_code == 1007
+
+    @pytest.mark.parametrize("fin", [True, False])
+    def test_completion_validates_only_the_rest(self, fin: bool) -> None:
+        encoded = "h\u00e9llo \U0001f600".encode()
+        for cut in range(len(encoded) + 1):
+            assembler = MessageAssembler()
+            assembler.check_ahead(TEXT, encoded[:cut])
+            assert assembler.checked == cut
+            result = assembler.start(TEXT, encoded, fin)
+            assert assembler.checked == 0
+            if fin:
+                assert result == (encoded, WsFlag.TEXT)
+            else:
+                assert result is None
+                assert assembler.continue_(b"!", True) == (encoded + b"!", WsFlag.TEXT)
+
+    def test_invalid_rest_still_fails_on_completion(self) -> None:
+        assembler = MessageAssembler()
+        assembler.check_ahead(TEXT, b"fine")
+        with pytest.raises(ProtocolError) as caught:
+            assembler.start(TEXT, b"fine\xff", True)
+        assert caught.value.close_code == 1007
+
+    def test_continuation_of_a_text_message(self) -> None:
+        assembler = MessageAssembler()
+        assert assembler.start(TEXT, b"\xe2\x82", False) is None
+        assert assembler.text_in_progress
+        assembler.check_ahead(0, b"\xac and")  # completes the euro sign
+        assert assembler.continue_(b"\xac and more", True) == (
+            "\u20ac and more".encode(),
+            WsFlag.TEXT,
+        )
+
+    def test_binary_continuations_are_not_checked(self) -> None:
+        assembler = MessageAssembler()
+        assert assembler.start(BINARY, b"\xff", False) is None
+        assert not assembler.text_in_progress
+        assembler.check_ahead(0, b"\xff\xfe")
+        assert assembler.checked == 0
+        assert assembler.continue_(b"\xff\xfe", True) == (b"\xff\xff\xfe", WsFlag.BINARY)
+
+    def test_text_frame_inside_a_fragmented_message_is_left_to_start(self) -> None:
+        assembler = MessageAssembler()
+        assert assembler.start(BINARY, b"x", False) is None
+        assembler.check_ahead(TEXT, b"\xff")  # no 1007: the 1002 comes from start()
+        with pytest.raises(ProtocolError) as caught:
+            assembler.start(TEXT, b"\xff", True)
+        assert caught.value.close_code == 1002
+
+
 class TestMaxSize:
     """``max_size`` bounds a whole message: over it, 1009."""
 

@@ -322,6 +322,53 @@ def websockets_parse(data: bytes, *, mask: bool) -> WsFrame:
     raise AssertionError("websockets needs more bytes than the frame holds")
 
 
+class TestPendingText:
+    """``pending_text``: the arrived part of a text frame, for §8.1 fail-fast UTF-8."""
+
+    def test_payload_of_a_text_frame_still_arriving(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        assert parser.feed(build_frame(Opcode.TEXT, b"hello world")[:8]) == []
+        assert parser.pending_text(0, False) == (1, b"hello ")
+        assert parser.pending_text(4, False) == (1, b"o ")
+        assert parser.pending_text(6, False) is None  # nothing new past skip
+
+    @pytest.mark.parametrize("length", [200, 70000])
+    def test_extended_length_forms(self, length: int) -> None:
+        parser = FrameParser(expect_masked=False)
+        payload = b"x" * length
+        assert parser.feed(build_frame(Opcode.TEXT, payload)[:-1]) == []
+        assert parser.pending_text(0, False) == (1, payload[:-1])
+
+    def test_incomplete_header_gives_nothing(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        parser.feed(header_64(Opcode.TEXT, 1000)[:5])
+        assert parser.pending_text(0, False) is None
+
+    def test_binary_and_control_frames_give_nothing(self) -> None:
+        for opcode in (Opcode.BINARY, Opcode.PING):
+            parser = FrameParser(expect_masked=False)
+            parser.feed(build_frame(opcode, b"payload")[:5])
+            assert parser.pending_text(0, True) is None
+
+    def test_continuation_only_of_a_text_message(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        parser.feed(build_frame(Opcode.CONT, b"more text")[:6])
+        assert parser.pending_text(0, False) is None
+        assert parser.pending_text(0, True) == (0, b"more")
+
+    @pytest.mark.parametrize("skip", [0, 1, 2, 3, 5])
+    def test_masked_payload_is_unmasked_from_the_right_key_offset(self, skip: int) -> None:
+        parser = FrameParser(expect_masked=True)
+        parser.feed(build_frame(Opcode.TEXT, b"abcdefghij", mask=KEYS.next())[:14])
+        assert parser.pending_text(skip, False) == (1, b"abcdefgh"[skip:])
+
+    def test_nothing_after_a_violation(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        parser.feed(b"\xc1\x05ab")  # RSV1 without an extension
+        assert parser.error is not None
+        assert parser.pending_text(0, False) is None
+
+
 class TestInteroperabilityWithWebsockets:
     """The websockets library as an independent parser and serializer."""
 

@@ -140,13 +140,16 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         if url.user is not None:
             hop_auth = (url.user, url.password or "")
         phase = ["DNS lookup"]
+        cut_off: list[InvalidStatus] = []
         try:
-            coro = _open_once(url, options, headers, hop_auth, phase)
+            coro = _open_once(url, options, headers, hop_auth, phase, cut_off)
             if deadline is None:
                 ws = await coro
             else:
                 ws = await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
+            if cut_off:
+                raise cut_off[0] from None
             raise WebSocketTimeout(
                 f"connecting to {url} timed out after {timeout} s during the {phase[0]}"
             ) from None
@@ -213,6 +216,7 @@ async def _open_once(
     headers: list[tuple[str, str]],
     auth: tuple[str, str] | None,
     phase: list[str],
+    cut_off: list[InvalidStatus],
 ) -> AsyncWebSocket:
     """One connection attempt to ``url``, no redirects; never leaves a socket behind."""
     ssl_context = (
@@ -270,8 +274,14 @@ async def _open_once(
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
         await ws._begin_handshake(request, key=key, subprotocols=options.subprotocols)
-    except BaseException:
+    except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
+        if isinstance(exc, asyncio.CancelledError):
+            # A server that refused the upgrade but never finished the body:
+            # its status and headers say more than a timeout would.
+            refusal = ws._refusal(f" (the body was cut off after {options.connect_timeout} s)")
+            if refusal is not None:
+                cut_off.append(refusal)
         ws._abandon_handshake()
         ws.terminate()
         raise

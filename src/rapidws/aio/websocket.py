@@ -37,7 +37,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..errors import HandshakeError, WebSocketClosed, WebSocketError, WebSocketTimeout
+from ..errors import (
+    HandshakeError,
+    InvalidStatus,
+    WebSocketClosed,
+    WebSocketError,
+    WebSocketTimeout,
+)
 from ..flags import WsFlag
 from ..protocol.connection import CloseReceived, Connection, Pong, Side, State
 from ..protocol.frames import CloseCode
@@ -183,7 +189,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             try:
                 item = await queue.get(timeout)
             except (TimeoutError, WebSocketClosed) as exc:
-                raise self._recv_error(exc, timeout) from None
+                error = self._recv_error(exc, timeout)
+                # Keep the ProtocolError that _closed_error() set as the cause
+                # (README, "Errors"); a timeout has none.
+                raise error from error.__cause__
         # Only stream_fragments puts CONT pieces in the queue.
         if self._stream_fragments and int(item[1]) & 4:
             return await self._join_fragments(item, timeout)
@@ -426,7 +435,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         try:
             return await self._recv_queue.get(timeout)
         except (TimeoutError, WebSocketClosed) as exc:
-            raise self._recv_error(exc, timeout) from None
+            error = self._recv_error(exc, timeout)
+            # Keep the ProtocolError that _closed_error() set as the cause
+            # (README, "Errors"); a timeout has none.
+            raise error from error.__cause__
 
     def _recv_error(self, exc: BaseException, timeout: float | None) -> WebSocketError:
         if isinstance(exc, WebSocketClosed) or (
@@ -612,19 +624,24 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             self._handshake_waiter.set_result(None)
 
     def _refused(self) -> None:
-        from ..errors import InvalidStatus
+        exc = self._refusal()
+        assert exc is not None
+        self._handshake_failed(exc)
 
+    def _refusal(self, note: str = "") -> InvalidStatus | None:
+        """The refused upgrade as an error, with the body read so far; None when
+        no refusal (a status other than 101) has arrived."""
         response = self._response
         reader = self._body_reader
-        assert response is not None and reader is not None
+        if response is None or reader is None:
+            return None
         response.body = reader.body
-        exc = InvalidStatus(
-            f"server rejected WebSocket connection: HTTP {response.status}",
+        return InvalidStatus(
+            f"server rejected WebSocket connection: HTTP {response.status}{note}",
             status=response.status,
             headers=response.headers.items(),
             body=reader.body,
         )
-        self._handshake_failed(exc)
 
     def _abandon_handshake(self) -> None:
         """The connect attempt gave up: nobody will await the handshake result."""

@@ -160,6 +160,17 @@ class Connection:
                 return messages
         if parser.error is not None:
             self._fail(parser.error)
+        elif parser.buffered:
+            # §8.1: invalid UTF-8 fails the connection. Check the part of a text
+            # frame that has arrived, so a bad byte fails now, not at the end of
+            # a frame the peer may take its time to finish.
+            assembler = self._assembler
+            pending = parser.pending_text(assembler.checked, assembler.text_in_progress)
+            if pending is not None:
+                try:
+                    assembler.check_ahead(*pending)
+                except ProtocolError as exc:
+                    self._fail(exc)
         return messages
 
     def receive_eof(self) -> None:

@@ -7,6 +7,8 @@ between the fragments; they never reach this module.
 Text is validated as UTF-8 as it arrives (§8.1), fragment by fragment with an
 incremental decoder, so invalid bytes fail the connection with 1007 as soon as
 their fragment is in, and a code point split across fragments is accepted.
+``check_ahead`` goes further: it validates the part of a text frame received
+so far, and the frame's completion then validates only the rest.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class MessageAssembler:
     while more follow, so a huge message never has to be held whole.
     """
 
-    __slots__ = ("max_size", "stream", "_flag", "_parts", "_size", "_decoder")
+    __slots__ = ("max_size", "stream", "_flag", "_parts", "_size", "_decoder", "checked")
 
     def __init__(self, *, max_size: int | None = None, stream: bool = False) -> None:
         self.max_size = max_size
@@ -43,11 +45,32 @@ class MessageAssembler:
         self._parts: list[bytes] = []
         self._size = 0
         self._decoder: codecs.IncrementalDecoder | None = None
+        #: Payload bytes of the frame still arriving that check_ahead validated.
+        self.checked = 0
 
     @property
     def in_progress(self) -> bool:
         """Whether a fragmented message has started and not finished."""
         return self._flag is not None
+
+    @property
+    def text_in_progress(self) -> bool:
+        """Whether a fragmented TEXT message has started and not finished."""
+        return self._flag is _TEXT
+
+    def check_ahead(self, opcode: int, data: bytes | bytearray) -> None:
+        """Validate ``data``, the next bytes of a TEXT (1) or CONT (0) frame whose
+        payload is still arriving, so invalid UTF-8 fails now (§8.1), not when
+        the frame ends. ``start``/``continue_`` skip what was checked here.
+        """
+        if opcode == 1 and not self.checked:
+            if self._flag is not None:
+                return  # start() will fail the interleaved message with 1002
+            self._decoder = _Utf8Decoder()
+        elif self._decoder is None:
+            return  # CONT of a binary message, or of none (continue_ fails it)
+        self.checked += len(data)
+        self._validate(data, False)
 
     def start(self, opcode: int, payload: bytes, fin: bool) -> tuple[bytes, WsFlag] | None:
         """A TEXT (1) or BINARY (2) frame: the first, or only, frame of a message."""
@@ -65,6 +88,11 @@ class MessageAssembler:
                     f"message exceeds the limit of {self.max_size} bytes", CloseCode.MESSAGE_TOO_BIG
                 )
             if flag is _TEXT:
+                if self.checked:  # check_ahead validated the start of it
+                    self._validate(memoryview(payload)[self.checked :], True)
+                    self.checked = 0
+                    self._decoder = None
+                    return payload, flag
                 try:
                     payload.decode()
                 except UnicodeDecodeError:
@@ -74,7 +102,7 @@ class MessageAssembler:
             return payload, flag
         self._flag = flag
         self._size = 0
-        if flag is _TEXT:
+        if flag is _TEXT and not self.checked:
             self._decoder = _Utf8Decoder()
         return self._add(payload, False)
 
@@ -94,19 +122,12 @@ class MessageAssembler:
                 f"message exceeds the limit of {self.max_size} bytes", CloseCode.MESSAGE_TOO_BIG
             )
         if self._decoder is not None:
-            try:
-                self._decoder.decode(payload, fin)
-            except UnicodeDecodeError:
-                raise ProtocolError(
-                    "invalid UTF-8 in text message", CloseCode.INVALID_DATA
-                ) from None
-            if not fin:
-                # CPython's decoder holds ED A0..ED BF back as an incomplete
-                # sequence (a surrogate, U+D800-DFFF), although Unicode Table 3-7
-                # allows only 80..9F after ED: reject it now, not a fragment later.
-                pending = self._decoder.getstate()[0]
-                if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                    raise ProtocolError("invalid UTF-8 in text message", CloseCode.INVALID_DATA)
+            checked = self.checked
+            if checked:  # check_ahead validated the start of this frame
+                self.checked = 0
+                self._validate(memoryview(payload)[checked:], fin)
+            else:
+                self._validate(payload, fin)
         if fin:
             self._flag = None
             self._decoder = None
@@ -118,3 +139,18 @@ class MessageAssembler:
         parts = self._parts
         self._parts = []
         return (parts[0] if len(parts) == 1 else b"".join(parts)), flag
+
+    def _validate(self, data: bytes | bytearray | memoryview, final: bool) -> None:
+        decoder = self._decoder
+        assert decoder is not None
+        try:
+            decoder.decode(data, final)
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in text message", CloseCode.INVALID_DATA) from None
+        if not final:
+            # CPython's decoder holds ED A0..ED BF back as an incomplete
+            # sequence (a surrogate, U+D800-DFFF), although Unicode Table 3-7
+            # allows only 80..9F after ED: reject it now, not a fragment later.
+            pending = decoder.getstate()[0]
+            if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                raise ProtocolError("invalid UTF-8 in text message", CloseCode.INVALID_DATA)

@@ -86,6 +86,34 @@ class FrameParser:
             self._buf = bytearray(buf[pos:]) if pos else bytearray(buf)
         return frames
 
+    def pending_text(self, skip: int, cont_is_text: bool) -> tuple[int, bytes | bytearray] | None:
+        """Opcode and payload bytes past ``skip`` of a text frame still arriving.
+
+        After :meth:`feed`, the buffer holds at most one incomplete frame. When
+        its header is in, it is TEXT (or CONT and ``cont_is_text``), and more
+        than ``skip`` payload bytes have come, return them so that the caller
+        can validate UTF-8 before the frame ends (RFC 6455 §8.1; Autobahn 6.4.3
+        and 6.4.4 "fail fast"). Otherwise None. Only new bytes are copied.
+        """
+        buf = self._buf
+        if len(buf) < 2 or self.error is not None:
+            return None
+        opcode = buf[0] & 0x0F
+        if opcode != 1 and (opcode != 0 or not cont_is_text):
+            return None
+        length = buf[1] & 0x7F
+        start = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        if buf[1] & 0x80:  # masked (server role): unmask from the key's offset at skip
+            start += 4
+            if len(buf) <= start + skip:
+                return None
+            key = bytes(buf[start - 4 : start])
+            turn = skip % 4
+            return opcode, apply_mask(buf[start + skip :], key[turn:] + key[:turn])
+        if len(buf) <= start + skip:
+            return None
+        return opcode, buf[start + skip :]  # one copy, of the new bytes only
+
     def _parse(self, buf: bytes | bytearray | memoryview, frames: list[Frame]) -> int:
         # Names the loop touches per frame, bound once.
         end = len(buf)
