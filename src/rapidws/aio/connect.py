@@ -13,6 +13,7 @@ from ..errors import WebSocketTimeout
 from ..net.dial import open_transport
 from ..net.tls import CertLike, VerifyLike, make_ssl_context
 from ..net.url import WsURL
+from ..protocol.deflate import DeflateOptions, build_offer
 from ..protocol.handshake import build_request, generate_key
 from .websocket import AsyncWebSocket
 
@@ -30,6 +31,8 @@ class ConnectOptions:
     verify: VerifyLike
     cert: CertLike
     subprotocols: tuple[str, ...]
+    #: permessage-deflate offers, in preference order; empty: none.
+    compression: tuple[DeflateOptions, ...]
     origin: str | None
     recv_queue_size: int
     send_queue_size: int
@@ -71,6 +74,7 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         key=key,
         origin=options.origin,
         subprotocols=options.subprotocols,
+        extensions=build_offer(options.compression) if options.compression else None,
         headers=options.headers,
         auth=auth,
     )
@@ -86,7 +90,12 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         )
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        await ws._begin_handshake(request, key=key, subprotocols=options.subprotocols)
+        await ws._begin_handshake(
+            request,
+            key=key,
+            subprotocols=options.subprotocols,
+            deflate_offers=options.compression,
+        )
 
     try:
         if options.connect_timeout is None:

@@ -11,6 +11,7 @@ from typing import TypeVar
 from .._types import HeadersLike, ParamsLike, TimeoutLike
 from ..net.tls import CertLike, VerifyLike
 from ..net.url import parse_url
+from ..protocol.deflate import CompressionOption, offers_from_option
 from ..protocol.headers import Headers
 from .connect import ConnectOptions, WebSocketConnect, open_websocket
 from .websocket import AsyncWebSocket
@@ -131,6 +132,7 @@ class AsyncSession:
         origin: str | None | _Unset = UNSET,
         interface: str | None | _Unset = UNSET,
         subprotocols: Sequence[str] | None = None,
+        compression: CompressionOption = "deflate",
         recv_queue_size: int = 128,
         send_queue_size: int = 16,
         coalesce_frames: bool = False,
@@ -142,7 +144,10 @@ class AsyncSession:
     ) -> WebSocketConnect:
         """Open a WebSocket: ``async with s.ws_connect(url) as ws`` or ``await``.
 
-        Every argument is checked here, before any I/O.
+        ``compression`` is ``"deflate"`` (offer permessage-deflate as browsers
+        do), ``None`` (offer nothing), a ``DeflateOptions`` or a list of them
+        (offers in preference order). Every argument is checked here, before
+        any I/O.
         """
         if self._closed:
             raise RuntimeError("this AsyncSession is closed")
@@ -162,6 +167,7 @@ class AsyncSession:
             verify=_merge(self.verify, verify),
             cert=_merge(self.cert, cert),
             subprotocols=tuple(subprotocols or ()),
+            compression=offers_from_option(compression),
             origin=_merge(self.origin, origin),
             recv_queue_size=_check_size("recv_queue_size", recv_queue_size),
             send_queue_size=_check_size("send_queue_size", send_queue_size),

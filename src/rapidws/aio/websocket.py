@@ -36,6 +36,7 @@ from typing import Any
 from ..errors import HandshakeError, WebSocketClosed, WebSocketError, WebSocketTimeout
 from ..flags import WsFlag
 from ..protocol.connection import CloseReceived, Connection, Pong, Side, State
+from ..protocol.deflate import DeflateOptions, PerMessageDeflate
 from ..protocol.frames import CloseCode
 from ..protocol.handshake import HandshakeResult, check_response
 from ..protocol.http11 import BodyReader, Response, ResponseParser
@@ -94,6 +95,10 @@ class AsyncWebSocket(asyncio.Protocol):
         self.response: Response | None = None
         #: The subprotocol the server chose, or None.
         self.subprotocol: str | None = None
+        #: Extensions in use, as agreed in the handshake: ``[PerMessageDeflate(...)]``
+        #: when compression was negotiated, else empty.
+        self.extensions: list[PerMessageDeflate] = []
+        self._deflate_offers: tuple[DeflateOptions, ...] = ()
 
         # Receiving
         self._conn = Connection(
@@ -506,10 +511,16 @@ class AsyncWebSocket(asyncio.Protocol):
     # Private methods: opening handshake (driven by connect.py)
 
     def _begin_handshake(
-        self, request: bytes, *, key: str, subprotocols: tuple[str, ...]
+        self,
+        request: bytes,
+        *,
+        key: str,
+        subprotocols: tuple[str, ...],
+        deflate_offers: tuple[DeflateOptions, ...] = (),
     ) -> asyncio.Future[None]:
         self._key = key
         self._subprotocols = subprotocols
+        self._deflate_offers = deflate_offers
         self._response_parser = ResponseParser()
         self._transport.write(request)  # type: ignore[union-attr]
         return self._handshake_waiter
@@ -533,7 +544,12 @@ class AsyncWebSocket(asyncio.Protocol):
                 if self._body_reader.feed(rest):
                     self._refused()
                 return
-            result = check_response(response, key=self._key, subprotocols=self._subprotocols)
+            result = check_response(
+                response,
+                key=self._key,
+                subprotocols=self._subprotocols,
+                deflate_offers=self._deflate_offers,
+            )
         except HandshakeError as exc:
             self._handshake_failed(exc)
             return
@@ -545,6 +561,9 @@ class AsyncWebSocket(asyncio.Protocol):
         self._open = True
         self.response = response
         self.subprotocol = result.subprotocol
+        if result.deflate is not None:
+            self._conn.enable_deflate(result.deflate)
+            self.extensions = [result.deflate]
         self._response_parser = None
         if not self._handshake_waiter.done():
             self._handshake_waiter.set_result(None)
