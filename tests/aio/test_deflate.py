@@ -355,7 +355,7 @@ VARIANTS: list[tuple[str, str, CompressionOption, bool]] = [
         ),
         False,
     ),
-    ("client-fast-level", "threshold=0", DeflateOptions(level=1, mem_level=9), False),
+    ("client-fast-small-raw", "", DeflateOptions(level=1, mem_level=9, min_size=200), False),
     ("client-full-window", "threshold=0", DeflateOptions(client_max_window_bits=False), False),
 ]
 SIZES = [0, 1, 125, 4096, 65537, MiB]

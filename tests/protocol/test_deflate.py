@@ -176,6 +176,7 @@ class TestSection5Offer:
             ({"level": 10}, ValueError, "level must be an int from 0 to 9, got 10"),
             ({"level": -1}, ValueError, "level must be an int from 0 to 9"),
             ({"mem_level": 0}, ValueError, "mem_level must be an int from 1 to 9, got 0"),
+            ({"min_size": -1}, ValueError, "min_size must be an int >= 0, got -1"),
         ],
     )
     def test_invalid_options_are_refused(
@@ -602,18 +603,31 @@ class TestContextTakeover:
             # A fresh decoder reads each one: nothing refers to an earlier message.
             assert zlib.decompressobj(-15).decompress(payload + TAIL) == message
 
-    def test_reset_window_sends_incompressible_messages_as_they_are(self) -> None:
-        conn = client(PerMessageDeflate(client_no_context_takeover=True))
-        [frame] = sent_frames(conn.encode(b"ab", BINARY))
-        assert (frame.rsv1, frame.payload) == (False, b"ab")
-        [frame] = sent_frames(conn.encode(b"ab" * 100, BINARY))
-        assert frame.rsv1 and len(frame.payload) < 20
+    @pytest.mark.parametrize("reset", [False, True])
+    def test_every_message_is_compressed_by_default(self, reset: bool) -> None:
+        # Even when it grows: tiny messages, random bytes.
+        conn = client(PerMessageDeflate(client_no_context_takeover=reset))
+        frames = sent_frames([conn.encode(b"ab", BINARY), conn.encode(bytes(range(256)), BINARY)])
+        assert [f.rsv1 for f in frames] == [True, True]
+        assert len(frames[1].payload) > 256
 
-    def test_kept_window_compresses_every_message(self) -> None:
-        # The message is in the history already: sending it raw would desync it.
-        conn = client()
-        [frame] = sent_frames(conn.encode(b"ab", BINARY))
-        assert frame.rsv1
+    def test_messages_below_min_size_go_as_they_are(self) -> None:
+        conn = client(PerMessageDeflate(offer=DeflateOptions(min_size=100)))
+        history = b"abcdefgh" * 20
+        frames = sent_frames(
+            [
+                conn.encode(history, TEXT),
+                conn.encode(b"x" * 99, TEXT),
+                conn.encode(history, TEXT),
+            ]
+        )
+        assert [f.rsv1 for f in frames] == [True, False, True]
+        assert frames[1].payload == b"x" * 99
+        # The skipped message is not in the history the peer shares.
+        decoder = zlib.decompressobj(-15)
+        assert decoder.decompress(frames[0].payload + TAIL) == history
+        assert decoder.decompress(frames[2].payload + TAIL) == history
+        assert len(frames[2].payload) < 10
 
     def test_peer_reset_window_needs_no_new_decoder(self) -> None:
         inflater = Inflater(15, no_context_takeover=True)

@@ -330,6 +330,7 @@ class Connection:
             no_context_takeover=local_reset,
             level=offer.level,
             mem_level=offer.mem_level,
+            min_size=offer.min_size,
         )
         self._inflater = Inflater(
             remote_bits, no_context_takeover=remote_reset, max_size=self.max_message_size

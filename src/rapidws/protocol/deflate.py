@@ -95,7 +95,8 @@ class DeflateOptions:
       lets the server pick our window size; an int N also caps it at 2**N;
       ``False`` leaves the parameter out, so our window is 2**15.
     - ``level`` (0-9) and ``mem_level`` (1-9): zlib's settings for what this
-      side sends. They are not negotiated.
+      side sends; ``min_size``: messages shorter than this go uncompressed
+      (0: compress everything, as browsers do). They are not negotiated.
     """
 
     server_no_context_takeover: bool = False
@@ -104,6 +105,7 @@ class DeflateOptions:
     client_max_window_bits: int | bool = True
     level: int = 6
     mem_level: int = 8
+    min_size: int = 0
 
     def __post_init__(self) -> None:
         for name in _NO_CONTEXT_TAKEOVER:
@@ -117,6 +119,12 @@ class DeflateOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+        if (
+            isinstance(self.min_size, bool)
+            or not isinstance(self.min_size, int)
+            or self.min_size < 0
+        ):
+            raise ValueError(f"min_size must be an int >= 0, got {self.min_size!r}")
 
     def to_header(self) -> ExtensionHeader:
         """This offer as an element of ``Sec-WebSocket-Extensions``."""
@@ -376,15 +384,30 @@ class Deflater:
     """Compresses the messages one side sends.
 
     ``window_bits`` is the agreed window size of this side (8-15);
-    ``no_context_takeover`` resets the LZ77 history after every message. The
-    zlib object is created on the first message, so a connection that never
-    sends keeps no compression state.
+    ``no_context_takeover`` resets the LZ77 history after every message;
+    whole messages shorter than ``min_size`` go uncompressed. The zlib object
+    is created on the first message, so a connection that never sends keeps
+    no compression state.
     """
 
-    __slots__ = ("_window_bits", "no_context_takeover", "_level", "_mem_level", "_flush", "_zlib")
+    __slots__ = (
+        "_window_bits",
+        "no_context_takeover",
+        "min_size",
+        "_level",
+        "_mem_level",
+        "_flush",
+        "_zlib",
+    )
 
     def __init__(
-        self, window_bits: int, *, no_context_takeover: bool, level: int = 6, mem_level: int = 8
+        self,
+        window_bits: int,
+        *,
+        no_context_takeover: bool,
+        level: int = 6,
+        mem_level: int = 8,
+        min_size: int = 0,
     ) -> None:
         # zlib refuses a raw deflate window of 8 bits (madler/zlib#171) and
         # would take 9 instead. A 9-bit deflater still never refers further
@@ -392,6 +415,7 @@ class Deflater:
         # size less MIN_LOOKAHEAD), so its output fits a 256-byte window.
         self._window_bits = max(window_bits, 9)
         self.no_context_takeover = no_context_takeover
+        self.min_size = min_size
         self._level = level
         self._mem_level = mem_level
         # Z_FULL_FLUSH ends the message like Z_SYNC_FLUSH (same empty stored
@@ -411,11 +435,13 @@ class Deflater:
     def compress_message(self, payload: bytes | bytearray | memoryview) -> bytes | None:
         """The compressed payload of a whole message in one frame.
 
-        Returns None when the message should go uncompressed: without context
-        takeover, when compression would not make it smaller (RFC 7692 §6:
-        each message is compressed or not, on its own). With context takeover
-        the history already holds the message, so it goes compressed.
+        Returns None for a message shorter than ``min_size``, which goes
+        uncompressed (RFC 7692 §6: each message is compressed or not, on its
+        own); it never enters the LZ77 history, so context takeover is not
+        disturbed.
         """
+        if len(payload) < self.min_size:
+            return None
         encoder = self._encoder()
         data = encoder.compress(payload)
         end = encoder.flush(self._flush)
@@ -424,8 +450,6 @@ class Deflater:
         # message right after another flush): then there is nothing to send.
         if end:
             data += end[:-4]
-        if self.no_context_takeover and len(data) >= len(payload):
-            return None
         return data
 
     def compress_fragment(self, payload: bytes | bytearray | memoryview, fin: bool) -> bytes:
