@@ -715,7 +715,7 @@ class TestSection7_2Sending:
 
 
 class TestMessageTooBig:
-    """RFC 6455 §10.4 with RFC 7692 §8.1: the limit is on the decompressed size."""
+    """RFC 6455 §10.4 (limits on frame and message size), on the decompressed size."""
 
     def test_exactly_the_limit(self) -> None:
         conn = client(max_message_size=1000)

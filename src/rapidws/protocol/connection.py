@@ -298,11 +298,11 @@ class Connection:
                 data = deflater.compress_message(payload)
                 if data is None:
                     return build_frame(opcode, payload, mask=mask)
-                # §6: "the RSV1 bit is set only on the first frame" of a
-                # compressed message.
+                # RFC 7692 §6: RSV1 ("Per-Message Compressed") goes on the
+                # first frame of a compressed message, and only there.
                 return build_frame(opcode, data, rsv1=True, mask=mask)
-            # A fragmented message is always compressed: whether it would
-            # shrink is unknown until its end.
+            # Fragments are always compressed: min_size is for whole messages,
+            # and a fragmented one's size is unknown until its end.
             self._sending = opcode
             data = deflater.compress_fragment(payload, False)
             return build_frame(opcode, data, fin=False, rsv1=True, mask=mask)

@@ -328,7 +328,7 @@ def negotiate(
 
     Returns None when the server declined permessage-deflate. The response
     names no offer, so it goes to the first one it fits (§5: the server
-    accepts "at most one" of them).
+    accepts one of the offers at most).
 
     Raises:
         ValueError: the response breaks a rule of RFC 7692 §7.1 or fits none
@@ -341,8 +341,8 @@ def negotiate(
     if not offers:
         raise ValueError(f"server accepted {EXTENSION_NAME}, which was not offered")
     if len(elements) > 1:
-        # §5: "A server MUST NOT accept more than one" element of the same PMCE
-        # (and they would fight over RSV1, §6).
+        # §5: a server accepts one offer at most (two would also fight over
+        # RSV1, §6).
         raise ValueError(f"server accepted {EXTENSION_NAME} more than once: {header!r}")
     try:
         response = _parse_response(elements[0])
@@ -365,14 +365,14 @@ def negotiate(
 def compressed_size_limit(max_size: int | None) -> int | None:
     """How large one compressed frame may be when messages may reach ``max_size``.
 
-    The message limit applies to the decompressed size. Incompressible data
-    grows a little when deflated: stored blocks add 5 octets per 16 KiB at
-    worst with small ``mem_level`` values, well below 1/8. The frame limit
-    still bounds what is buffered before inflation starts.
+    The message limit applies to the decompressed size, and incompressible
+    data grows a little when deflated: zlib's ``deflateBound()`` for any
+    settings is n + n/8 + n/64 + 5 (raw deflate), plus a few bytes for flush
+    markers. This bounds what is buffered before inflation starts.
     """
     if max_size is None:
         return None
-    return max_size + (max_size >> 3) + 1024
+    return max_size + ((max_size + 7) >> 3) + ((max_size + 63) >> 6) + 64
 
 
 # ---------------------------------------------------------------------------
