@@ -317,6 +317,7 @@ class TestFingerprint:
             "Accept-Encoding",
             "Sec-WebSocket-Version",
             "Origin",
+            "Sec-WebSocket-Extensions",
             "Sec-WebSocket-Key",
             "Connection",
             "Sec-Fetch-Dest",

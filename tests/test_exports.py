@@ -21,6 +21,8 @@ PUBLIC = {
     "InvalidStatus",
     "ConnectError",
     "ProxyError",
+    "DeflateOptions",
+    "PerMessageDeflate",
     "TooManyRedirects",
 }
 

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .flags import CurlWsFlag, WsFlag
 from .protocol._accel import ACCELERATED
+from .protocol.deflate import DeflateOptions, PerMessageDeflate
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,8 @@ __all__ = [
     "AsyncSession",
     "AsyncWebSocket",
     "WebSocketConnect",
+    "DeflateOptions",
+    "PerMessageDeflate",
     "WsFlag",
     "CurlWsFlag",
     "WebSocketError",

@@ -207,7 +207,8 @@ class TestOpeningHandshake:
             )
 
         async with RawServer(refuse_handshake(response)) as server:
-            exc = await connect_error(server)
+            # compression=None: nothing offered (the default offers permessage-deflate).
+            exc = await connect_error(server, compression=None)
         assert "server accepted extension 'permessage-deflate', which was not offered" in str(exc)
 
     async def test_unrequested_subprotocol(self) -> None:

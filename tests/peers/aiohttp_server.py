@@ -29,6 +29,7 @@ from tests.peers.launcher import (
     parse_server_options,
     send_payload,
     wait_until_stopped,
+    wants_deflate,
 )
 
 Query = dict[str, str]
@@ -216,7 +217,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
-        compress=path == "/deflate",
+        compress=wants_deflate(path, query),
         autoping=path != "/ping",
         # aiohttp refuses a frame whose payload is >= max_msg_size: one more byte.
         max_msg_size=MAX_MESSAGE_SIZE + 1,

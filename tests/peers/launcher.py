@@ -27,9 +27,17 @@ is also the name of the capability that says a peer implements it:
 ``/echo``
     Echo every message with its type. Every path accepts messages up to
     :data:`MAX_MESSAGE_SIZE` and closes with 1009 above it. No path but
-    ``/deflate`` negotiates permessage-deflate.
-``/deflate``
-    ``/echo`` with permessage-deflate offered to the client.
+    ``/deflate`` negotiates permessage-deflate, unless its query has ``deflate=1``.
+``/deflate?server_no_context_takeover=1&client_no_context_takeover=1&server_max_window_bits=10&client_max_window_bits=9&threshold=0``
+    ``/echo`` with permessage-deflate (RFC 7692) accepted when the client offers
+    it. Every parameter is optional; without any, each server uses its library's
+    defaults. On any path, ``deflate=1`` enables permessage-deflate the same way
+    (``/fragment?n=3&deflate=1`` sends fragmented compressed messages). With the
+    capability ``deflate-params`` the server also honours the parameters: it
+    resets its own context after every message, demands that the client resets
+    its context, and compresses with a window of 2**N bytes and demands one of
+    at most 2**N from the client. ``threshold`` (Node ws only) is the smallest
+    message the server compresses; ws's default is 1024.
 ``/close?code=4001&reason=bye``
     Close with that code and reason right after the handshake.
 ``/close-after?n=3&code=1000&reason=done``
@@ -85,6 +93,9 @@ Quirks
   its buffer. Writes still block, a little later than over plain TCP.
 * aiohttp logs a warning to stderr when the client offers only unknown
   subprotocols; the connection proceeds without one, as on the other peers.
+* aiohttp's permessage-deflate has no server-side parameters: it answers what
+  the client asks for (``server_no_context_takeover``, ``server_max_window_bits``)
+  and ignores the ``deflate`` parameters of the query.
 """
 
 from __future__ import annotations
@@ -150,13 +161,18 @@ ALL_CAPABILITIES = frozenset(
         "subprotocols",
         "server-close-fast",
         "client-cert",
+        "deflate-params",
     }
 )
 CAPABILITIES: Mapping[PeerName, frozenset[str]] = {
     "websockets": ALL_CAPABILITIES,
-    "aiohttp": ALL_CAPABILITIES - {"fragment"},
+    "aiohttp": ALL_CAPABILITIES - {"fragment", "deflate-params"},
     "ws": ALL_CAPABILITIES,
 }
+
+#: The query parameters of ``/deflate`` that set permessage-deflate parameters.
+DEFLATE_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
+DEFLATE_WINDOWS = ("server_max_window_bits", "client_max_window_bits")
 
 
 def send_payload(index: int, size: int, kind: str = "binary") -> bytes | str:
@@ -260,6 +276,37 @@ def split_target(target: str) -> tuple[str, dict[str, str]]:
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         query.setdefault(name, value)
     return parts.path, query
+
+
+def wants_deflate(path: str, query: Mapping[str, str]) -> bool:
+    """Whether a request negotiates permessage-deflate: ``/deflate`` or ``deflate=1``."""
+    return path == "/deflate" or query.get("deflate") == "1"
+
+
+@dataclass(frozen=True)
+class DeflateParams:
+    """The permessage-deflate parameters of a ``/deflate`` query (see the contract)."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int | None = None
+    client_max_window_bits: int | None = None
+
+
+def deflate_params(query: Mapping[str, str]) -> DeflateParams | None:
+    """The permessage-deflate parameters a query sets, or None when it sets none."""
+    if not any(name in query for name in DEFLATE_FLAGS + DEFLATE_WINDOWS):
+        return None
+
+    def bits(name: str) -> int | None:
+        return int(query[name]) if name in query else None
+
+    return DeflateParams(
+        server_no_context_takeover=query.get("server_no_context_takeover") == "1",
+        client_no_context_takeover=query.get("client_no_context_takeover") == "1",
+        server_max_window_bits=bits("server_max_window_bits"),
+        client_max_window_bits=bits("client_max_window_bits"),
+    )
 
 
 def close_frame(code: int, reason: str) -> bytes:

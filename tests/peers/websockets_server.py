@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -27,10 +28,12 @@ from tests.peers.launcher import (
     SUBPROTOCOLS,
     ServerOptions,
     announce,
+    deflate_params,
     parse_server_options,
     send_payload,
     split_target,
     wait_until_stopped,
+    wants_deflate,
 )
 
 Query = dict[str, str]
@@ -195,9 +198,20 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
         return response
     if path not in BEHAVIOURS:
         return connection.respond(404, f"no behaviour at {path}\n")
-    if path != "/deflate":
+    if not wants_deflate(path, query):
         # serve() offers permessage-deflate everywhere; withdraw it before accept().
         connection.protocol.available_extensions = None
+    else:
+        params = deflate_params(query)
+        if params is not None:
+            connection.protocol.available_extensions = [
+                ServerPerMessageDeflateFactory(
+                    server_no_context_takeover=params.server_no_context_takeover,
+                    client_no_context_takeover=params.client_no_context_takeover,
+                    server_max_window_bits=params.server_max_window_bits,
+                    client_max_window_bits=params.client_max_window_bits,
+                )
+            ]
     return None
 
 

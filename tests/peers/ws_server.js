@@ -242,14 +242,36 @@ const common = {
   clientTracking: true,
 };
 const plain = new WebSocket.Server({ ...common, perMessageDeflate: false });
-const deflate = new WebSocket.Server({ ...common, perMessageDeflate: true });
-for (const server of [plain, deflate]) {
-  // /set-cookie: one Set-Cookie per query parameter, on the 101.
+// /set-cookie: one Set-Cookie per query parameter, on the 101.
+function addCookies(server) {
   server.on('headers', (headers, req) => {
     const url = new URL(req.url, 'http://peer');
     if (url.pathname !== '/set-cookie') return;
     for (const [name, value] of url.searchParams) headers.push(`Set-Cookie: ${name}=${value}`);
   });
+  return server;
+}
+addCookies(plain);
+
+// One server per set of permessage-deflate parameters (see launcher.py).
+const deflateServers = new Map();
+function deflateServer(query) {
+  const options = {};
+  if (query.get('server_no_context_takeover') === '1') options.serverNoContextTakeover = true;
+  if (query.get('client_no_context_takeover') === '1') options.clientNoContextTakeover = true;
+  if (query.has('server_max_window_bits')) {
+    options.serverMaxWindowBits = intParam(query, 'server_max_window_bits', 15);
+  }
+  if (query.has('client_max_window_bits')) {
+    options.clientMaxWindowBits = intParam(query, 'client_max_window_bits', 15);
+  }
+  if (query.has('threshold')) options.threshold = intParam(query, 'threshold', 1024);
+  const key = JSON.stringify(options);
+  if (!deflateServers.has(key)) {
+    const perMessageDeflate = Object.keys(options).length ? options : true;
+    deflateServers.set(key, addCookies(new WebSocket.Server({ ...common, perMessageDeflate })));
+  }
+  return deflateServers.get(key);
 }
 
 function onUpgrade(req, socket, head) {
@@ -276,7 +298,8 @@ function onUpgrade(req, socket, head) {
     refuse(socket, 404, `no behaviour at ${url.pathname}\n`);
     return;
   }
-  const server = url.pathname === '/deflate' ? deflate : plain;
+  const compressed = url.pathname === '/deflate' || query.get('deflate') === '1';
+  const server = compressed ? deflateServer(query) : plain;
   server.handleUpgrade(req, socket, head, (ws) => {
     ws.on('error', (err) => log(`connection error: ${err.message}`));
     behaviour(ws, query, req);

@@ -32,6 +32,7 @@ from ..net.dial import open_transport
 from ..net.proxy import ProxiesLike, ProxyURL, parse_proxy, select_proxy
 from ..net.tls import CertLike, TLSOptions, VerifyLike, make_ssl_context
 from ..net.url import WsURL, parse_url
+from ..protocol.deflate import DeflateOptions, build_offer
 from ..protocol.handshake import DEFAULT_USER_AGENT, build_request, generate_key
 from .cookies import CookieContext
 from .websocket import AsyncWebSocket
@@ -60,6 +61,8 @@ class ConnectOptions:
     verify: VerifyLike
     cert: CertLike
     subprotocols: tuple[str, ...]
+    #: permessage-deflate offers, in preference order; empty: none.
+    compression: tuple[DeflateOptions, ...]
     origin: str | None
     recv_queue_size: int
     send_queue_size: int
@@ -252,6 +255,7 @@ async def _open_once(
         key=key,
         origin=options.origin,
         subprotocols=options.subprotocols,
+        extensions=build_offer(options.compression) if options.compression else None,
         headers=hop_headers,
         auth=auth,
         user_agent=options.user_agent,
@@ -273,7 +277,12 @@ async def _open_once(
         )
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        await ws._begin_handshake(request, key=key, subprotocols=options.subprotocols)
+        await ws._begin_handshake(
+            request,
+            key=key,
+            subprotocols=options.subprotocols,
+            deflate_offers=options.compression,
+        )
     except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
         if isinstance(exc, asyncio.CancelledError):

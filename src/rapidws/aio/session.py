@@ -19,6 +19,7 @@ from ..net.proxy import ProxiesLike, parse_proxy
 from ..net.tls import CertLike, TLSOptions, VerifyLike
 from ..net.tunnel import check_socks
 from ..net.url import WsURL, parse_url
+from ..protocol.deflate import CompressionOption, DeflateOptions, offers_from_option
 from ..protocol.handshake import DEFAULT_USER_AGENT
 from ..protocol.headers import Headers
 from .connect import ConnectOptions, WebSocketConnect, open_websocket
@@ -103,6 +104,15 @@ def _impersonated_headers(
     if "sec-fetch-site" in fields and "sec-fetch-site" not in user:
         fields.set(casing["sec-fetch-site"], _fetch_site(sent_origin, url))
     return fields, sent_origin
+
+
+def _browser_offer(profile: Profile) -> tuple[DeflateOptions, ...]:
+    """The permessage-deflate offer the profile's browser sends, as options."""
+    offer = profile.extensions
+    if offer is None:
+        return ()
+    params = {part.strip() for part in offer.split(";")[1:]}
+    return (DeflateOptions(client_max_window_bits="client_max_window_bits" in params),)
 
 
 def _tls_options(profile: Profile) -> TLSOptions:
@@ -317,6 +327,7 @@ class AsyncSession:
         unix_socket: str | os.PathLike[str] | None | _Unset = UNSET,
         impersonate: str | None | _Unset = UNSET,
         subprotocols: Sequence[str] | None = None,
+        compression: CompressionOption = "deflate",
         recv_queue_size: int = 128,
         send_queue_size: int = 16,
         coalesce_frames: bool = False,
@@ -330,7 +341,10 @@ class AsyncSession:
     ) -> WebSocketConnect:
         """Open a WebSocket: ``async with s.ws_connect(url) as ws`` or ``await``.
 
-        Every argument is checked here, before any I/O.
+        ``compression`` is ``"deflate"`` (offer permessage-deflate as browsers
+        do), ``None`` (offer nothing), a ``DeflateOptions`` or a list of them
+        (offers in preference order). Every argument is checked here, before
+        any I/O.
         """
         if self._closed:
             raise RuntimeError("this AsyncSession is closed")
@@ -351,10 +365,14 @@ class AsyncSession:
         proxies_value = _check_proxies(_merge(self.proxies, proxies))
         sent_origin = _check_optional_str("origin", _merge(self.origin, origin))
         profile = _profile(_merge(self.impersonate, impersonate))
+        offers = offers_from_option(compression)
         if profile is not None:
             merged_headers, sent_origin = _impersonated_headers(
                 profile, merged_headers, sent_origin, target
             )
+            if compression == "deflate":
+                # The default offer becomes the browser's own.
+                offers = _browser_offer(profile)
         options = ConnectOptions(
             headers=merged_headers.items(),
             auth=_check_auth(_merge(self.auth, auth)),
@@ -363,6 +381,7 @@ class AsyncSession:
             verify=_merge(self.verify, verify),
             cert=_merge(self.cert, cert),
             subprotocols=tuple(subprotocols or ()),
+            compression=offers,
             origin=sent_origin,
             recv_queue_size=_check_size("recv_queue_size", recv_queue_size),
             send_queue_size=_check_size("send_queue_size", send_queue_size),

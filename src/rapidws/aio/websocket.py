@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ..flags import WsFlag
 from ..protocol.connection import CloseReceived, Connection, Pong, Side, State
+from ..protocol.deflate import DeflateOptions, PerMessageDeflate
 from ..protocol.frames import CloseCode
 from ..protocol.handshake import HandshakeResult, check_response
 from ..protocol.http11 import BodyReader, Response, ResponseParser
@@ -124,6 +125,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self.response: Response | None = None
         #: The subprotocol the server chose, or None.
         self.subprotocol: str | None = None
+        #: Extensions in use, as agreed in the handshake: ``[PerMessageDeflate(...)]``
+        #: when compression was negotiated, else empty.
+        self.extensions: list[PerMessageDeflate] = []
+        self._deflate_offers: tuple[DeflateOptions, ...] = ()
 
         # Receiving
         self._conn = Connection(
@@ -579,10 +584,16 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
     # Private methods: opening handshake (driven by connect.py)
 
     def _begin_handshake(
-        self, request: bytes, *, key: str, subprotocols: tuple[str, ...]
+        self,
+        request: bytes,
+        *,
+        key: str,
+        subprotocols: tuple[str, ...],
+        deflate_offers: tuple[DeflateOptions, ...] = (),
     ) -> asyncio.Future[None]:
         self._key = key
         self._subprotocols = subprotocols
+        self._deflate_offers = deflate_offers
         self._response_parser = ResponseParser()
         self._transport.write(request)  # type: ignore[union-attr]
         return self._handshake_waiter
@@ -606,7 +617,12 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
                 if self._body_reader.feed(rest):
                     self._refused()
                 return
-            result = check_response(response, key=self._key, subprotocols=self._subprotocols)
+            result = check_response(
+                response,
+                key=self._key,
+                subprotocols=self._subprotocols,
+                deflate_offers=self._deflate_offers,
+            )
         except HandshakeError as exc:
             self._handshake_failed(exc)
             return
@@ -618,6 +634,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._open = True
         self.response = response
         self.subprotocol = result.subprotocol
+        if result.deflate is not None:
+            self._conn.enable_deflate(result.deflate)
+            self.extensions = [result.deflate]
         self._response_parser = None
         self._start_keepalive()
         if not self._handshake_waiter.done():

@@ -20,6 +20,9 @@ side: CLIENT masks what it sends and refuses masked input; SERVER the reverse.
 - Failure: a broken rule raises ProtocolError in the parser or assembler and is
   turned into a close code in one place, ``_fail``: a CLOSE with that code is
   queued, every later byte is discarded (§7.1.7) and ``failure`` keeps the cause.
+- Compression: after ``enable_deflate`` (RFC 7692), data frames go through
+  ``_receive_deflate`` and ``_encode_deflate``. Without it, receiving and
+  sending pay one attribute check per call, nothing per frame.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from dataclasses import dataclass
 
 from ..errors import ProtocolError, WebSocketClosed
 from ..flags import WsFlag
+from .deflate import Deflater, Inflater, PerMessageDeflate, compressed_size_limit
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     CloseCode,
+    Frame,
     MaskKeys,
     Opcode,
     build_close_payload,
@@ -113,6 +118,14 @@ class Connection:
         self._assembler = MessageAssembler(max_size=max_message_size, stream=stream)
         self._events: list[Event] = []
         self.eof_received = False
+        self.max_message_size = max_message_size
+
+        # permessage-deflate, once enable_deflate() was called: the codec for
+        # each direction, and whether the message being received is compressed.
+        self.deflate: PerMessageDeflate | None = None
+        self._inflater: Inflater | None = None
+        self._deflater: Deflater | None = None
+        self._inflating = False
 
         # Output: control frames and anything to write right away.
         self._out: list[bytes] = []
@@ -139,7 +152,10 @@ class Connection:
         parser = self._parser
         frames = parser.feed(data)
         messages: list[tuple[bytes, WsFlag]] = []
-        if frames:
+        if frames and self._inflater is not None:
+            if self._receive_deflate(frames, messages):
+                return messages
+        elif frames:
             assembler = self._assembler
             try:
                 for frame in frames:
@@ -160,10 +176,12 @@ class Connection:
                 return messages
         if parser.error is not None:
             self._fail(parser.error)
-        elif parser.buffered:
+        elif parser.buffered and self._inflater is None:
             # §8.1: invalid UTF-8 fails the connection. Check the part of a text
             # frame that has arrived, so a bad byte fails now, not at the end of
-            # a frame the peer may take its time to finish.
+            # a frame the peer may take its time to finish. With
+            # permessage-deflate the bytes on the wire are compressed: text is
+            # checked as it is inflated, frame by frame.
             assembler = self._assembler
             pending = parser.pending_text(assembler.checked, assembler.text_in_progress)
             if pending is not None:
@@ -172,6 +190,50 @@ class Connection:
                 except ProtocolError as exc:
                     self._fail(exc)
         return messages
+
+    def _receive_deflate(self, frames: list[Frame], messages: list[tuple[bytes, WsFlag]]) -> bool:
+        """``receive_data``'s frame loop with permessage-deflate; True to stop reading."""
+        assembler = self._assembler
+        inflater = self._inflater
+        assert inflater is not None
+        try:
+            for frame in frames:
+                opcode = frame.opcode
+                if opcode & 0x8:
+                    # RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message
+                    # Compressed" bit of control frames and non-first fragments
+                    # of a data message. An endpoint receiving such a frame MUST
+                    # _Fail the WebSocket Connection_."
+                    if frame.rsv1:
+                        raise ProtocolError("compressed control frame", CloseCode.PROTOCOL_ERROR)
+                    if self._receive_control(opcode, frame.payload):
+                        return True
+                    continue
+                payload = frame.payload
+                fin = frame.fin
+                if opcode:
+                    # §6.1: RSV1 on the first frame marks a compressed message.
+                    # A new message in the middle of another is refused by
+                    # start() before its payload is inflated.
+                    if frame.rsv1 and not assembler.in_progress:
+                        payload = inflater.decompress(payload, fin)
+                        self._inflating = not fin
+                    message = assembler.start(opcode, payload, fin)
+                else:
+                    if frame.rsv1:
+                        raise ProtocolError(
+                            "compressed bit set on a continuation frame", CloseCode.PROTOCOL_ERROR
+                        )
+                    if self._inflating:
+                        payload = inflater.decompress(payload, fin)
+                        self._inflating = not fin
+                    message = assembler.continue_(payload, fin)
+                if message is not None:
+                    messages.append(message)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return True
+        return False
 
     def receive_eof(self) -> None:
         """The peer closed TCP (or the transport was lost)."""
@@ -225,6 +287,8 @@ class Connection:
         """
         if self.state is not _OPEN:
             raise self._closed_error()
+        if self._deflater is not None:
+            return self._encode_deflate(payload, flags)
         # Plain int arithmetic: IntFlag operators build enum members, which
         # costs more than the rest of this method.
         bits = int(flags)
@@ -242,11 +306,67 @@ class Connection:
         """The frame of a whole TEXT (1) or BINARY (2) message: the fast path."""
         if self.state is not _OPEN:
             raise self._closed_error()
-        if self._sending is not None:
-            # A fragmented message is open: this payload is its last fragment.
+        if self._sending is not None or self._deflater is not None:
+            # A fragmented message is open (this payload is its last fragment),
+            # or messages are compressed: the general path.
             return self.encode(payload, _TEXT if opcode == 1 else _BINARY)
         keys = self._mask_keys
         return build_frame(opcode, payload, mask=keys.next() if keys else None)
+
+    def _encode_deflate(self, payload: bytes | bytearray | memoryview, flags: WsFlag) -> bytes:
+        """``encode`` when permessage-deflate is in use (RFC 7692 §6)."""
+        deflater = self._deflater
+        assert deflater is not None
+        keys = self._mask_keys
+        mask = keys.next() if keys else None
+        fin = not flags & _CONT
+        if self._sending is None:
+            opcode = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
+            if fin:
+                data = deflater.compress_message(payload)
+                if data is None:
+                    return build_frame(opcode, payload, mask=mask)
+                # RFC 7692 §6: RSV1 ("Per-Message Compressed") goes on the
+                # first frame of a compressed message, and only there.
+                return build_frame(opcode, data, rsv1=True, mask=mask)
+            # Fragments are always compressed: min_size is for whole messages,
+            # and a fragmented one's size is unknown until its end.
+            self._sending = opcode
+            data = deflater.compress_fragment(payload, False)
+            return build_frame(opcode, data, fin=False, rsv1=True, mask=mask)
+        if fin:
+            self._sending = None
+        data = deflater.compress_fragment(payload, fin)
+        return build_frame(Opcode.CONT, data, fin=fin, mask=mask)
+
+    def enable_deflate(self, extension: PerMessageDeflate) -> None:
+        """Use permessage-deflate as agreed in the handshake (RFC 7692).
+
+        Call it before any frame is received or sent.
+        """
+        client = self.side is Side.CLIENT
+        offer = extension.offer
+        local_bits, remote_bits = extension.client_max_window_bits, extension.server_max_window_bits
+        local_reset = extension.client_no_context_takeover
+        remote_reset = extension.server_no_context_takeover
+        if not client:
+            local_bits, remote_bits = remote_bits, local_bits
+            local_reset, remote_reset = remote_reset, local_reset
+        self.deflate = extension
+        self._deflater = Deflater(
+            local_bits,
+            no_context_takeover=local_reset,
+            level=offer.level,
+            mem_level=offer.mem_level,
+            min_size=offer.min_size,
+        )
+        self._inflater = Inflater(
+            remote_bits, no_context_takeover=remote_reset, max_size=self.max_message_size
+        )
+        # RFC 6455 §5.2: RSV1 now has a meaning. max_message_size bounds the
+        # decompressed message; a frame may be a little larger compressed.
+        self._parser.rsv1_allowed = True
+        self._parser.max_size = compressed_size_limit(self.max_message_size)
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A PING frame (§5.5.2) for the caller to write."""

@@ -26,6 +26,7 @@ from http import HTTPStatus
 
 from rapidws._types import HeadersLike
 from rapidws.errors import HandshakeError, InvalidStatus
+from rapidws.protocol.deflate import EXTENSION_NAME, DeflateOptions, PerMessageDeflate, negotiate
 from rapidws.protocol.headers import (
     ExtensionHeader,
     Headers,
@@ -222,6 +223,8 @@ class HandshakeResult:
     extensions: list[ExtensionHeader]
     #: Every header of the 101 response (cookies, server name ...).
     headers: Headers
+    #: permessage-deflate as agreed, when the server accepted an offer of it.
+    deflate: PerMessageDeflate | None = None
 
 
 def check_response(
@@ -230,14 +233,17 @@ def check_response(
     key: str,
     subprotocols: Sequence[str] = (),
     offered_extensions: Sequence[str] = (),
+    deflate_offers: Sequence[DeflateOptions] = (),
 ) -> HandshakeResult:
     """Validate the server's opening handshake (RFC 6455 §4.1, client rules).
 
     ``key`` is the ``Sec-WebSocket-Key`` that was sent, ``subprotocols`` the
     offered subprotocols and ``offered_extensions`` the names of the offered
-    extensions. For a refused upgrade, fill ``response.body`` (with a
-    :class:`~rapidws.protocol.http11.BodyReader`) before calling, so that the
-    error carries it.
+    extensions. ``deflate_offers`` are the permessage-deflate offers sent
+    (RFC 7692); the server's answer to them is checked and, when it accepted
+    one, returned as ``deflate``. For a refused upgrade, fill ``response.body``
+    (with a :class:`~rapidws.protocol.http11.BodyReader`) before calling, so
+    that the error carries it.
 
     Raises:
         InvalidStatus: if the status is not 101.
@@ -316,6 +322,7 @@ def check_response(
     # Connection_." Names compare exactly: the server echoes the offered token.
     # Parameters are for the extension itself (deflate.py) to check.
     extensions: list[ExtensionHeader] = []
+    deflate: PerMessageDeflate | None = None
     extension_values = fields.get_all("Sec-WebSocket-Extensions")
     if extension_values:
         try:
@@ -323,8 +330,13 @@ def check_response(
         except ValueError as exc:
             raise fail(str(exc)) from None
         for name, _ in extensions:
-            if name not in offered_extensions:
+            if name not in offered_extensions and not (deflate_offers and name == EXTENSION_NAME):
                 raise fail(f"server accepted extension {name!r}, which was not offered")
+        if deflate_offers:
+            try:
+                deflate = negotiate(extensions, deflate_offers)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
 
     # "If the response includes a |Sec-WebSocket-Protocol| header field and
     # this header field indicates the use of a subprotocol that was not
@@ -347,7 +359,9 @@ def check_response(
             raise fail(f"server selected subprotocol {selected[0]!r}, which was not offered")
         subprotocol = selected[0]
 
-    return HandshakeResult(subprotocol=subprotocol, extensions=extensions, headers=fields)
+    return HandshakeResult(
+        subprotocol=subprotocol, extensions=extensions, headers=fields, deflate=deflate
+    )
 
 
 # ---------------------------------------------------------------------------
