@@ -30,13 +30,13 @@ from dataclasses import dataclass
 
 from ..errors import ProtocolError, WebSocketClosed
 from ..flags import WsFlag
+from ._accel import build_frame
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     CloseCode,
     MaskKeys,
     Opcode,
     build_close_payload,
-    build_frame,
     parse_close_payload,
 )
 from .messages import MessageAssembler
@@ -300,7 +300,7 @@ class Connection:
         self, opcode: int, payload: bytes | bytearray | memoryview, *, fin: bool = True
     ) -> bytes:
         keys = self._mask_keys
-        return build_frame(opcode, payload, fin=fin, mask=keys.next() if keys else None)
+        return build_frame(opcode, payload, fin, False, keys.next() if keys else None)
 
     def _send_close(self, code: int | None, reason: str) -> None:
         payload = build_close_payload(code, reason)  # raises ValueError before any change

@@ -2,21 +2,25 @@
 
 Theory of operation: bytes are fed as they arrive, in chunks of any size. The
 parser keeps one ``bytearray`` of not-yet-parsed bytes and parses every frame
-that is complete in one loop over a read position, so a read that carries a
-hundred small frames costs one call. When nothing is buffered (the common case
-for small messages), the chunk itself is parsed without being copied first.
-After the loop the consumed prefix is dropped once (``del buf[:pos]``, O(1) in
-CPython for a prefix), so total work is O(bytes received).
+that is complete in one call of ``parse_frames`` (``_speedups.c``, or its
+specification in ``_fallback.py``), so a read that carries a hundred small
+frames costs one call. When nothing is buffered (the common case for small
+messages), the chunk itself is parsed without being copied first. After the
+call the consumed prefix is dropped once (``del buf[:pos]``, O(1) in CPython
+for a prefix), so total work is O(bytes received).
 
 Header checks that can be made before the payload arrives (reserved bits and
 opcodes, control frame rules, masking, the size limit) are made then: a frame
 announcing 2**63 bytes fails at once, without waiting or allocating.
+``parse_frames`` only says where a header broke a rule; ``_header_error``
+reads that header again and names the rule, so the wording of every error
+lives here, once.
 """
 
 from __future__ import annotations
 
 from ..errors import ProtocolError
-from ._accel import apply_mask
+from ._accel import parse_frames
 from .frames import MAX_CONTROL_PAYLOAD, CloseCode, Frame
 
 __all__ = ["FrameParser"]
@@ -56,7 +60,7 @@ class FrameParser:
         """Bytes received but not yet parsed into a frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Parse ``data``; return every frame completed by it, in order.
 
         On a protocol violation the frames before it are returned, ``error`` is
@@ -64,101 +68,67 @@ class FrameParser:
         """
         if self.error is not None:
             return []
-        buf: bytes | bytearray
-        if self._buf:
-            self._buf += data
-            buf = self._buf
+        stash = self._buf
+        buf: bytes | bytearray | memoryview
+        if stash:
+            stash += data
+            buf = stash
         else:
             buf = data
         frames: list[Frame] = []
-        try:
-            pos = self._parse(buf, frames)
-        except ProtocolError as exc:
-            self.error = exc
+        pos = parse_frames(buf, frames, Frame, self.expect_masked, self.rsv1_allowed, self.max_size)
+        if pos < 0:
+            # parse_frames found a broken rule at ~pos; _header_error says which.
+            self.error = self._header_error(buf, ~pos)
             self._buf = bytearray()
-            return frames
-        if buf is self._buf:
-            del self._buf[:pos]
+        elif buf is stash:
+            del stash[:pos]
         elif pos < len(buf):
-            self._buf = bytearray(buf[pos:]) if pos else bytearray(buf)
+            # Keep the start of an incomplete frame; never the caller's buffer.
+            self._buf = bytearray(memoryview(buf)[pos:])
         return frames
 
-    def _parse(self, buf: bytes | bytearray, frames: list[Frame]) -> int:
-        # Names the loop touches per frame, bound once.
-        end = len(buf)
-        append = frames.append
-        max_size = self.max_size
-        pos = 0
-        while end - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            opcode = b0 & 0x0F
-            length = b1 & 0x7F
-            start = pos + 2
-            if length == 126:
-                if end - start < 2:
-                    break
-                length = (buf[start] << 8) | buf[start + 1]
-                start += 2
-            elif length == 127:
-                if end - start < 8:
-                    break
-                length = int.from_bytes(buf[start : start + 8], "big")
-                start += 8
-            # Every byte of the header but the mask key is here: check it now,
-            # before waiting for a payload that may never be acceptable.
-            self._check_header(b0, b1, opcode, length, max_size)
-            if b1 & 0x80:
-                stop = start + 4 + length
-                if stop > end:
-                    break
-                payload = apply_mask(buf[start + 4 : stop], bytes(buf[start : start + 4]))
-            else:
-                stop = start + length
-                if stop > end:
-                    break
-                payload = bytes(buf[start:stop])
-            append(
-                Frame(
-                    opcode,
-                    payload,
-                    bool(b0 & 0x80),
-                    bool(b0 & 0x40),
-                    bool(b0 & 0x20),
-                    bool(b0 & 0x10),
-                )
-            )
-            pos = stop
-        return pos
+    def _header_error(self, buf: bytes | bytearray | memoryview, pos: int) -> ProtocolError:
+        """The ProtocolError for the header at ``pos``, which breaks a rule.
 
-    def _check_header(
-        self, b0: int, b1: int, opcode: int, length: int, max_size: int | None
-    ) -> None:
+        Runs only after ``parse_frames`` has found a broken rule there, once
+        per connection at most: it reads the header again to say which rule.
+        """
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        opcode = b0 & 0x0F
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        elif length == 127:
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
         # RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
         # defines meanings for non-zero values".
         if b0 & 0x70 and (b0 & 0x30 or not self.rsv1_allowed):
-            raise ProtocolError("reserved bits set without a negotiated extension", _PROTOCOL_ERROR)
+            return ProtocolError("reserved bits set without a negotiated extension", _PROTOCOL_ERROR)
         # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
         if opcode not in _KNOWN_OPCODES:
-            raise ProtocolError(f"reserved opcode {opcode:#x}", _PROTOCOL_ERROR)
+            return ProtocolError(f"reserved opcode {opcode:#x}", _PROTOCOL_ERROR)
         if opcode & 0x8:
             # §5.5: "Control frames MUST NOT be fragmented" and "MUST have a
             # payload length of 125 bytes or less".
             if not b0 & 0x80:
-                raise ProtocolError("fragmented control frame", _PROTOCOL_ERROR)
+                return ProtocolError("fragmented control frame", _PROTOCOL_ERROR)
             if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(f"control frame of {length} bytes", _PROTOCOL_ERROR)
+                return ProtocolError(f"control frame of {length} bytes", _PROTOCOL_ERROR)
         # §5.1: a server MUST close on an unmasked frame; "A client MUST close a
         # connection if it detects a masked frame."
-        if bool(b1 & 0x80) is not self.expect_masked:
-            raise ProtocolError(
+        if bool(b1 & 0x80) is not bool(self.expect_masked):
+            return ProtocolError(
                 "masked frame from server" if b1 & 0x80 else "unmasked frame from client",
                 _PROTOCOL_ERROR,
             )
         # §5.2: "the most significant bit MUST be 0" in the 64-bit length.
         if length >> 63:
-            raise ProtocolError("frame length with the most significant bit set", _PROTOCOL_ERROR)
+            return ProtocolError("frame length with the most significant bit set", _PROTOCOL_ERROR)
+        max_size = self.max_size
         if max_size is not None and length > max_size:
-            raise ProtocolError(
+            return ProtocolError(
                 f"frame of {length} bytes exceeds the limit of {max_size}", _MESSAGE_TOO_BIG
             )
+        raise AssertionError(f"parse_frames rejected a valid header at {pos}")
