@@ -10,6 +10,7 @@ its wording lives in one place.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -35,21 +36,30 @@ def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes:
 
     Masking and unmasking are the same operation.
     """
-    if len(mask) != 4:
-        raise ValueError("mask must contain 4 bytes")
+    mask = _mask_key(mask)
+    if type(data) is not bytes:
+        data = memoryview(data)  # the buffer protocol, as in C: TypeError for str
     n = len(data)
     if n <= _INT_XOR_MAX:
-        if n == 0:
-            return b""
         data_int = int.from_bytes(data, "little")
         # Repeat the key to cover n bytes; the extra high bytes are cut off by
         # to_bytes(n) since the XOR cannot set bits above the data's length.
-        mask_int = int.from_bytes(bytes(mask) * ((n + 3) >> 2), "little")
+        mask_int = int.from_bytes(mask * ((n + 3) >> 2), "little")
         return (data_int ^ mask_int).to_bytes((n + 3) & ~3, "little")[:n]
     out = bytearray(data)
     for i in range(4):
         out[i::4] = out[i::4].translate(_TABLES[mask[i]])
     return bytes(out)
+
+
+def _mask_key(mask: BytesLike) -> bytes:
+    """The 4-byte key as bytes: TypeError without the buffer protocol, else
+    ValueError for a wrong length (the checks of the C, in its order)."""
+    if type(mask) is not bytes:
+        mask = bytes(memoryview(mask))
+    if len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    return mask
 
 
 def build_frame(
@@ -60,9 +70,13 @@ def build_frame(
     ``mask`` is the 4-byte key of the client role, or ``None`` for an
     unmasked frame. The C builds it in one buffer, masking straight into it.
     """
-    if not 0 <= opcode <= 0xF:
+    if not 0 <= operator.index(opcode) <= 0xF:
         raise ValueError(f"opcode must be in range(16), got {opcode}")
     head = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    if type(payload) is not bytes:
+        payload = memoryview(payload)
+    if mask is not None:
+        mask = _mask_key(mask)
     length = len(payload)
     mask_bit = 0 if mask is None else 0x80
     if length < 126:
@@ -97,8 +111,10 @@ def parse_frames(
     """
     expect_masked = bool(expect_masked)
     rsv1_allowed = bool(rsv1_allowed)
-    if max_size is not None and max_size < 0:
+    if max_size is not None and operator.index(max_size) < 0:
         raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+    if type(buf) is not bytes and type(buf) is not bytearray:
+        buf = memoryview(buf)  # TypeError without the buffer protocol, as in C
     # Names the loop touches per frame, bound once.
     end = len(buf)
     append = frames.append

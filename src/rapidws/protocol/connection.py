@@ -78,9 +78,8 @@ class CloseReceived:
 
 Event = Ping | Pong | CloseReceived
 
-_TEXT = WsFlag.TEXT
-_BINARY = WsFlag.BINARY
-_CONT = WsFlag.CONT
+_TEXT_BIT = int(WsFlag.TEXT)
+_CONT_BIT = int(WsFlag.CONT)
 _OPEN = State.OPEN
 _NO_EVENTS: list[Event] = []
 
@@ -211,17 +210,20 @@ class Connection:
         """
         if self.state is not _OPEN:
             raise self._closed_error()
+        # A plain int: every & on an IntFlag runs enum code (~0.3 µs each).
+        bits = int(flags)
         sending = self._sending
         if sending is None:
-            opcode = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
+            opcode = Opcode.TEXT if bits & _TEXT_BIT else Opcode.BINARY
         else:
             opcode = Opcode.CONT
-        if flags & _CONT:
+        keys = self._mask_keys
+        if bits & _CONT_BIT:
             if sending is None:
-                self._sending = Opcode.TEXT if flags & _TEXT else Opcode.BINARY
-            return self._frame(opcode, payload, fin=False)
+                self._sending = opcode
+            return build_frame(opcode, payload, False, False, keys.next() if keys else None)
         self._sending = None
-        return self._frame(opcode, payload)
+        return build_frame(opcode, payload, True, False, keys.next() if keys else None)
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A PING frame (§5.5.2) for the caller to write."""

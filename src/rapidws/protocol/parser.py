@@ -68,25 +68,46 @@ class FrameParser:
         """
         if self.error is not None:
             return []
-        stash = self._buf
-        buf: bytes | bytearray | memoryview
-        if stash:
-            stash += data
-            buf = stash
-        else:
-            buf = data
         frames: list[Frame] = []
+        stash = self._buf
+        if stash:
+            # A frame begun in an earlier chunk: give it only the bytes it
+            # lacks, so the rest of this chunk is parsed where it lies instead
+            # of being copied behind the stash first.
+            view = memoryview(data)
+            used = 0
+            while True:
+                lacking = _lacking(stash)
+                piece = view[used : used + lacking]
+                stash += piece
+                used += len(piece)
+                pos = self._parse(stash, frames)
+                if pos != 0 or len(piece) < lacking:
+                    break  # a frame, an error, or the chunk ran out
+            if pos <= 0 or self.error is not None:
+                return frames  # still incomplete (kept), or failed
+            stash.clear()
+            if used == len(view):
+                return frames
+            data = view[used:]
+        pos = self._parse(data, frames)
+        if 0 <= pos < len(data):
+            # Keep the start of an incomplete frame; never the caller's buffer.
+            self._buf = bytearray(memoryview(data)[pos:])
+        return frames
+
+    def _parse(self, buf: bytes | bytearray | memoryview, frames: list[Frame]) -> int:
+        """Append the complete frames at the start of ``buf``; the position after them.
+
+        On a broken rule, sets ``error``, drops the stash and returns a
+        negative number.
+        """
         pos = parse_frames(buf, frames, Frame, self.expect_masked, self.rsv1_allowed, self.max_size)
         if pos < 0:
             # parse_frames found a broken rule at ~pos; _header_error says which.
             self.error = self._header_error(buf, ~pos)
             self._buf = bytearray()
-        elif buf is stash:
-            del stash[:pos]
-        elif pos < len(buf):
-            # Keep the start of an incomplete frame; never the caller's buffer.
-            self._buf = bytearray(memoryview(buf)[pos:])
-        return frames
+        return pos
 
     def _header_error(self, buf: bytes | bytearray | memoryview, pos: int) -> ProtocolError:
         """The ProtocolError for the header at ``pos``, which breaks a rule.
@@ -105,7 +126,9 @@ class FrameParser:
         # RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
         # defines meanings for non-zero values".
         if b0 & 0x70 and (b0 & 0x30 or not self.rsv1_allowed):
-            return ProtocolError("reserved bits set without a negotiated extension", _PROTOCOL_ERROR)
+            return ProtocolError(
+                "reserved bits set without a negotiated extension", _PROTOCOL_ERROR
+            )
         # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
         if opcode not in _KNOWN_OPCODES:
             return ProtocolError(f"reserved opcode {opcode:#x}", _PROTOCOL_ERROR)
@@ -132,3 +155,23 @@ class FrameParser:
                 f"frame of {length} bytes exceeds the limit of {max_size}", _MESSAGE_TOO_BIG
             )
         raise AssertionError(f"parse_frames rejected a valid header at {pos}")
+
+
+def _lacking(buf: bytearray) -> int:
+    """How many bytes the frame at the start of ``buf`` still needs (> 0).
+
+    While its header is incomplete, the bytes that complete the header up to
+    the mask key (so the header can be checked at once); then those that
+    complete the whole frame.
+    """
+    n = len(buf)
+    if n < 2:
+        return 2 - n
+    b1 = buf[1]
+    length = b1 & 0x7F
+    size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+    if n < size:
+        return size - n
+    if length >= 126:
+        length = int.from_bytes(buf[2:size], "big")
+    return size + (4 if b1 & 0x80 else 0) + length - n
