@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import itertools
 import os
 import struct
@@ -215,6 +216,18 @@ class TestBuildFrameImplementations:
         assert impl.build_frame(1, view, True, False, RFC_KEY) == reference_frame(
             1, chunk[3:], True, False, RFC_KEY
         )
+
+    @pytest.mark.parametrize("mask", [None, RFC_KEY])
+    def test_view_of_wider_items_counts_bytes(self, impl: HotFunctions, mask: bytes | None) -> None:
+        for words in (array.array("H", range(30)), array.array("Q", range(400))):
+            built = impl.build_frame(2, memoryview(words), True, False, mask)
+            assert built == reference_frame(2, words.tobytes(), True, False, mask)
+
+    def test_strided_views_are_buffer_errors(self, impl: HotFunctions) -> None:
+        with pytest.raises(BufferError):
+            impl.build_frame(2, memoryview(bytes(10))[::2], True, False, None)
+        with pytest.raises(BufferError):
+            impl.build_frame(2, b"", True, False, memoryview(bytes(8))[::2])
 
     def test_flags_are_read_by_truth_value(self, impl: HotFunctions) -> None:
         assert impl.build_frame(Opcode.TEXT, b"", 1, 0, None) == b"\x81\x00"  # type: ignore[arg-type]

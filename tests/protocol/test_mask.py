@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import importlib.util
 import itertools
 import operator
@@ -135,6 +136,19 @@ class TestSection5_3MaskingAlgorithm:
     ) -> None:
         with pytest.raises(TypeError):
             impl.apply_mask(data, mask)
+
+    def test_view_of_wider_items_counts_bytes(self, impl: HotFunctions) -> None:
+        words = array.array("I", range(1000, 1700))  # 2800 bytes: the fallback's table path
+        mask = b"\x0f\xf0\x55\xaa"
+        assert impl.apply_mask(memoryview(words), mask) == naive_mask(words.tobytes(), mask)
+        assert impl.apply_mask(memoryview(words)[:5], mask) == naive_mask(words[:5].tobytes(), mask)
+
+    @pytest.mark.parametrize("size", [16, THRESHOLD + 16])
+    def test_strided_view_is_a_buffer_error(self, impl: HotFunctions, size: int) -> None:
+        with pytest.raises(BufferError):
+            impl.apply_mask(memoryview(bytes(size))[::2], b"\x01\x02\x03\x04")
+        with pytest.raises(BufferError):
+            impl.apply_mask(b"data", memoryview(bytes(8))[::2])
 
     def test_mask_is_checked_before_data(self, impl: HotFunctions) -> None:
         with pytest.raises(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import itertools
 import tracemalloc
 from collections import deque
@@ -277,6 +278,22 @@ class TestBuffering:
         chunk[2:4] = b"XX"
         assert parser.feed(b"llo") == [Frame(Opcode.TEXT, b"hello")]
 
+    def test_views_of_a_reused_read_buffer(self) -> None:
+        # As asyncio.BufferedProtocol hands them out: every read lands in the
+        # same buffer, overwriting the last, and the parser sees a view of it.
+        sent = [Frame(Opcode.TEXT, b"x" * n) for n in (3, 200, 70000, 0, 5)]
+        stream = b"".join(build_frame(f.opcode, f.payload) for f in sent)
+        parser = FrameParser(expect_masked=False)
+        buffer = bytearray(4096)
+        parsed: list[Frame] = []
+        for start in range(0, len(stream), 1000):
+            piece = stream[start : start + 1000]
+            buffer[: len(piece)] = piece
+            parsed += parser.feed(memoryview(buffer)[: len(piece)])
+            buffer[:] = bytes(4096)  # the next read overwrites it
+        assert parsed == sent
+        assert parser.buffered == 0
+
     @pytest.mark.parametrize("masked", [False, True])
     def test_one_byte_at_a_time(self, masked: bool) -> None:
         sent = [
@@ -408,6 +425,21 @@ class TestParseFramesImplementations:
         frames: list[Frame] = []
         assert impl.parse_frames(kind(stream), frames, Frame, False, False, None) == len(stream) - 1
         assert frames == [Frame(Opcode.TEXT, b"hi"), Frame(Opcode.BINARY, bytes(300))]
+
+    def test_view_of_wider_items_counts_bytes(self, impl: HotFunctions) -> None:
+        stream = build_frame(Opcode.TEXT, b"hello") + build_frame(Opcode.BINARY, b"!")
+        words = array.array("I")
+        assert len(stream) % 4 == 2
+        words.frombytes(stream + b"\x82\x7e")  # a header still missing its 16-bit length
+        frames: list[Frame] = []
+        assert impl.parse_frames(memoryview(words), frames, Frame, False, False, None) == len(
+            stream
+        )
+        assert frames == [Frame(Opcode.TEXT, b"hello"), Frame(Opcode.BINARY, b"!")]
+
+    def test_strided_view_is_a_buffer_error(self, impl: HotFunctions) -> None:
+        with pytest.raises(BufferError):
+            impl.parse_frames(memoryview(bytes(8))[::2], [], Frame, False, False, None)
 
     def test_view_into_the_middle_of_a_chunk(self, impl: HotFunctions) -> None:
         frame = build_frame(Opcode.BINARY, bytes(range(200)), mask=b"\x01\x02\x03\x04")

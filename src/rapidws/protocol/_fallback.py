@@ -38,7 +38,7 @@ def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes:
     """
     mask = _mask_key(mask)
     if type(data) is not bytes:
-        data = memoryview(data)  # the buffer protocol, as in C: TypeError for str
+        data = _byte_view(data)
     n = len(data)
     if n <= _INT_XOR_MAX:
         data_int = int.from_bytes(data, "little")
@@ -47,16 +47,32 @@ def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes:
         mask_int = int.from_bytes(mask * ((n + 3) >> 2), "little")
         return (data_int ^ mask_int).to_bytes((n + 3) & ~3, "little")[:n]
     out = bytearray(data)
-    for i in range(4):
-        out[i::4] = out[i::4].translate(_TABLES[mask[i]])
+    _mask_in_place(out, 0, mask)
     return bytes(out)
+
+
+def _mask_in_place(out: bytearray, start: int, mask: bytes) -> None:
+    """XOR ``out[start:]`` with the key: one translate per key byte, each over
+    a strided slice (all four run in C)."""
+    for i in range(4):
+        out[start + i :: 4] = out[start + i :: 4].translate(_TABLES[mask[i]])
+
+
+def _byte_view(obj: BytesLike) -> memoryview:
+    """The bytes of ``obj`` as the C reads them (a ``PyBUF_SIMPLE`` buffer):
+    TypeError without the buffer protocol, BufferError when not contiguous,
+    and a view of another item size counted in bytes."""
+    view = memoryview(obj)
+    if not view.c_contiguous:
+        raise BufferError("buffer is not C-contiguous")
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def _mask_key(mask: BytesLike) -> bytes:
     """The 4-byte key as bytes: TypeError without the buffer protocol, else
     ValueError for a wrong length (the checks of the C, in its order)."""
     if type(mask) is not bytes:
-        mask = bytes(memoryview(mask))
+        mask = bytes(_byte_view(mask))
     if len(mask) != 4:
         raise ValueError("mask must contain 4 bytes")
     return mask
@@ -74,7 +90,7 @@ def build_frame(
         raise ValueError(f"opcode must be in range(16), got {opcode}")
     head = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     if type(payload) is not bytes:
-        payload = memoryview(payload)
+        payload = _byte_view(payload)
     if mask is not None:
         mask = _mask_key(mask)
     length = len(payload)
@@ -87,7 +103,14 @@ def build_frame(
         header = bytes((head, mask_bit | 127)) + length.to_bytes(8, "big")
     if mask is None:
         return header + payload
-    return header + mask + apply_mask(payload, mask)
+    if length <= _INT_XOR_MAX:
+        return header + mask + apply_mask(payload, mask)
+    # Large: one buffer masked in place, not a masked copy then a concatenation.
+    out = bytearray(header)
+    out += mask
+    out += payload
+    _mask_in_place(out, len(header) + 4, mask)
+    return bytes(out)
 
 
 def parse_frames(
@@ -114,7 +137,7 @@ def parse_frames(
     if max_size is not None and operator.index(max_size) < 0:
         raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
     if type(buf) is not bytes and type(buf) is not bytearray:
-        buf = memoryview(buf)  # TypeError without the buffer protocol, as in C
+        buf = _byte_view(buf)
     # Names the loop touches per frame, bound once.
     end = len(buf)
     append = frames.append

@@ -127,8 +127,12 @@ class Connection:
 
     # Input
 
-    def receive_data(self, data: bytes) -> list[tuple[bytes, WsFlag]]:
-        """Feed bytes from the network; return the data messages they complete."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[tuple[bytes, WsFlag]]:
+        """Feed bytes from the network; return the data messages they complete.
+
+        ``data`` may be a view of a buffer that the caller reuses (as with
+        ``asyncio.BufferedProtocol``): nothing keeps a reference to it.
+        """
         if self.close_received is not None or self.failure is not None:
             # §7.1.7 / §1.4: after the peer's CLOSE, or a failure, input is discarded.
             return []
