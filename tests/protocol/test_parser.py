@@ -7,6 +7,7 @@ import itertools
 import tracemalloc
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from websockets.streams import StreamReader
 from rapidws.errors import ProtocolError
 from rapidws.protocol import _fallback
 from rapidws.protocol.frames import Frame, MaskKeys, Opcode, build_frame
-from rapidws.protocol.parser import FrameParser
+from rapidws.protocol.parser import READ_SIZE, FrameParser
 from tests.protocol.conftest import BytesLike, HotFunctions
 
 GIB = 1 << 30
@@ -326,6 +327,83 @@ class TestBuffering:
         assert feed_chunks(parser, split_at(stream, cuts)) == sent
         assert parser.error is None
         assert parser.buffered == 0
+
+
+def read_chunks(parser: FrameParser, stream: bytes, sizes: list[int]) -> list[Frame]:
+    """Deliver ``stream`` as asyncio.BufferedProtocol does: each read lands in
+    ``read_buffer()`` (at most the size asked, at most what the buffer holds),
+    then ``read_done(n)``. The shared buffer is scribbled over after every
+    read, as the next read on any connection of the thread may do."""
+    shared = FrameParser(expect_masked=False).read_buffer()
+    parsed: list[Frame] = []
+    pos = 0
+    for size in itertools.cycle(sizes or [len(stream) or 1]):
+        if pos == len(stream):
+            return parsed
+        view = parser.read_buffer()
+        n = min(size, len(view), len(stream) - pos)
+        assert n > 0
+        view[:n] = stream[pos : pos + n]
+        pos += n
+        parsed += parser.read_done(n)
+        shared[:] = bytes(len(shared))
+    raise AssertionError("unreachable")
+
+
+big_frames = st.builds(
+    Frame,
+    opcode=st.sampled_from([Opcode.TEXT, Opcode.BINARY]),
+    payload=st.sampled_from([bytes(range(256)) * 256, b"\xab" * (READ_SIZE - 11)])
+    | st.integers(READ_SIZE - 20, READ_SIZE + 600_000).map(lambda n: b"z" * n),
+    fin=st.booleans(),
+)
+
+
+class TestReadBuffer:
+    """``read_buffer``/``read_done``: the same frames as ``feed``, without a
+    bytes object per read."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        sent=st.lists(data_frames | control_frames | big_frames, max_size=6),
+        masked=st.booleans(),
+        sizes=st.lists(st.integers(1, 300_000), max_size=6),
+    )
+    def test_any_reads_give_the_frames_of_feed(
+        self, sent: list[Frame], masked: bool, sizes: list[int]
+    ) -> None:
+        stream = b"".join(
+            build_frame(f.opcode, f.payload, fin=f.fin, mask=KEYS.next() if masked else None)
+            for f in sent
+        )
+        parser = FrameParser(expect_masked=masked)
+        assert read_chunks(parser, stream, sizes) == sent
+        assert parser.error is None
+        assert parser.buffered == 0
+
+    def test_parsers_of_a_thread_share_one_buffer(self) -> None:
+        a, b = FrameParser(expect_masked=False), FrameParser(expect_masked=False)
+        assert a.read_buffer().obj is b.read_buffer().obj
+        assert len(a.read_buffer()) == READ_SIZE
+
+    def test_each_thread_has_its_own_buffer(self) -> None:
+        # One event loop per thread: reads in two threads may land at once.
+        parser = FrameParser(expect_masked=False)
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(lambda: FrameParser(expect_masked=False).read_buffer()).result()
+        assert other.obj is not parser.read_buffer().obj
+
+    def test_broken_rule_after_good_frames(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        view = parser.read_buffer()
+        data = build_frame(Opcode.TEXT, b"a") + b"\x83\x00"
+        view[: len(data)] = data
+        assert parser.read_done(len(data)) == [Frame(Opcode.TEXT, b"a")]
+        assert parser.error is not None
+        assert parser.error.reason == "reserved opcode 0x3"
+        view = parser.read_buffer()
+        view[:2] = b"\x81\x00"
+        assert parser.read_done(2) == []
 
 
 def as_tuple(opcode: int, payload: bytes, fin: bool, rsv1: bool) -> tuple[int, bytes, bool, bool]:

@@ -6,7 +6,9 @@ A :class:`Connection` starts OPEN, after the opening handshake, and knows one
 side: CLIENT masks what it sends and refuses masked input; SERVER the reverse.
 
 - Input: ``receive_data(bytes)`` parses frames and returns the data messages
-  they complete; control frames are handled here. A PING queues a PONG with the
+  they complete; control frames are handled here. ``read_buffer()`` and
+  ``read_done(nbytes)`` do the same for a caller that reads into a buffer
+  (``asyncio.BufferedProtocol``). A PING queues a PONG with the
   same payload in ``data_to_send()``; PINGs, PONGs and CLOSEs are also reported
   by ``events_received()``. ``receive_eof()`` records that TCP closed.
 - Output: ``encode(payload, flags)`` returns the frame(s) of one data message
@@ -34,6 +36,7 @@ from ._accel import build_frame
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     CloseCode,
+    Frame,
     MaskKeys,
     Opcode,
     build_close_payload,
@@ -135,14 +138,31 @@ class Connection:
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[tuple[bytes, WsFlag]]:
         """Feed bytes from the network; return the data messages they complete.
 
-        ``data`` may be a view of a buffer that the caller reuses (as with
-        ``asyncio.BufferedProtocol``): nothing keeps a reference to it.
+        ``data`` may be a view of a buffer that the caller reuses: nothing
+        keeps a reference to it.
         """
         if self.close_received is not None or self.failure is not None:
             # §7.1.7 / §1.4: after the peer's CLOSE, or a failure, input is discarded.
             return []
+        return self._receive_frames(self._parser.feed(data))
+
+    def read_buffer(self) -> memoryview:
+        """Where the next read should land, for ``asyncio.BufferedProtocol.get_buffer``.
+
+        Then ``read_done(nbytes)`` instead of ``receive_data``: reads then
+        allocate nothing, and a large frame is read straight into its own
+        buffer. The buffer is only valid until ``read_done`` returns.
+        """
+        return self._parser.read_buffer()
+
+    def read_done(self, nbytes: int) -> list[tuple[bytes, WsFlag]]:
+        """The data messages completed by ``nbytes`` read into ``read_buffer()``."""
+        if self.close_received is not None or self.failure is not None:
+            return []  # §7.1.7 / §1.4: discarded, as in receive_data
+        return self._receive_frames(self._parser.read_done(nbytes))
+
+    def _receive_frames(self, frames: list[Frame]) -> list[tuple[bytes, WsFlag]]:
         parser = self._parser
-        frames = parser.feed(data)
         messages: list[tuple[bytes, WsFlag]] = []
         if frames:
             assembler = self._assembler

@@ -19,6 +19,8 @@ lives here, once.
 
 from __future__ import annotations
 
+import threading
+
 from ..errors import ProtocolError
 from ._accel import parse_frames
 from .frames import MAX_CONTROL_PAYLOAD, CloseCode, Frame
@@ -59,6 +61,21 @@ class FrameParser:
     def buffered(self) -> int:
         """Bytes received but not yet parsed into a frame."""
         return len(self._buf)
+
+    # Reading into a buffer (asyncio.BufferedProtocol): no bytes object per read.
+
+    def read_buffer(self) -> memoryview:
+        """Where the next read from the network should land; then call ``read_done``.
+
+        One buffer shared by every parser of the thread: ``read_done`` parses
+        it at once and copies out what it keeps, so it is free again for the
+        next read, whichever connection it is for.
+        """
+        return _shared_buffer()
+
+    def read_done(self, nbytes: int) -> list[Frame]:
+        """Parse the ``nbytes`` that a read put at the start of ``read_buffer()``."""
+        return self.feed(_shared_buffer()[:nbytes])
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Parse ``data``; return every frame completed by it, in order.
@@ -155,6 +172,21 @@ class FrameParser:
                 f"frame of {length} bytes exceeds the limit of {max_size}", _MESSAGE_TOO_BIG
             )
         raise AssertionError(f"parse_frames rejected a valid header at {pos}")
+
+
+# The shared read buffer: asyncio reads at most 256 KiB at once too.
+READ_SIZE = 256 * 1024
+_local = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    """This thread's read buffer, shared by all its parsers: each read is
+    parsed before the next can land (one event loop per thread)."""
+    try:
+        view: memoryview = _local.view
+    except AttributeError:
+        view = _local.view = memoryview(bytearray(READ_SIZE))
+    return view
 
 
 def _lacking(buf: bytearray) -> int:
