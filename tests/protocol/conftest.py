@@ -8,19 +8,41 @@ implementation: ``py`` always, ``c`` when the extension is built.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import pytest
 
 from rapidws.protocol import _fallback
 
-ApplyMask = Callable[[bytes | bytearray | memoryview, bytes], bytes]
+BytesLike = bytes | bytearray | memoryview
+
+
+class HotFunctions(Protocol):
+    """The functions ``_fallback.py`` specifies and ``_speedups.c`` mirrors."""
+
+    @staticmethod
+    def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes: ...
+
+    @staticmethod
+    def build_frame(
+        opcode: int, payload: BytesLike, fin: bool, rsv1: bool, mask: BytesLike | None, /
+    ) -> bytes: ...
+
+    @staticmethod
+    def parse_frames(
+        buf: BytesLike,
+        frames: list[Any],
+        make_frame: Callable[[int, bytes, bool, bool], Any],
+        expect_masked: bool,
+        rsv1_allowed: bool,
+        max_size: int | None,
+        /,
+    ) -> int: ...
 
 
 @pytest.fixture(params=["py", "c"])
-def impl(request: pytest.FixtureRequest) -> ApplyMask:
-    """``apply_mask`` of the pure-Python fallback (``py``) or the C module (``c``)."""
+def impl(request: pytest.FixtureRequest) -> HotFunctions:
+    """The pure-Python fallback (``py``) or the C module (``c``)."""
     if request.param == "py":
-        return _fallback.apply_mask
-    speedups = pytest.importorskip("rapidws.protocol._speedups")
-    apply_mask: ApplyMask = speedups.apply_mask
-    return apply_mask
+        return cast(HotFunctions, _fallback)
+    return cast(HotFunctions, pytest.importorskip("rapidws.protocol._speedups"))

@@ -520,6 +520,43 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+def read_into(conn: Connection, data: bytes) -> list[Message]:
+    """Deliver ``data`` through ``read_buffer``/``read_done``, as asyncio's
+    BufferedProtocol does: as many reads as it takes."""
+    received: list[Message] = []
+    while data:
+        view = conn.read_buffer()
+        n = min(len(view), len(data))
+        view[:n] = data[:n]
+        data = data[n:]
+        received += conn.read_done(n)
+    return received
+
+
+class TestReadBuffer:
+    def test_messages_as_with_receive_data(self) -> None:
+        pair = ConnectionPair()
+        wire = pair.client.encode(b"x" * 300_000, BINARY) + pair.client.encode(b"hi", TEXT)
+        assert read_into(pair.server, wire) == [(b"x" * 300_000, BINARY), (b"hi", TEXT)]
+
+    def test_input_after_the_peers_close_is_discarded(self) -> None:
+        pair = ConnectionPair()
+        pair.client.close(1000, "bye")
+        wire = b"".join(pair.client.data_to_send())
+        assert read_into(pair.server, wire) == []
+        assert pair.server.close_received == CloseReceived(1000, "bye")
+        # A misbehaving client goes on sending: the server reads and drops it.
+        late = build_frame(Opcode.TEXT, b"late", mask=b"abcd")
+        assert read_into(pair.server, late) == []
+
+    def test_broken_rule_fails_the_connection(self) -> None:
+        server = Connection(Side.SERVER)
+        assert read_into(server, b"\x81\x02hi") == []  # unmasked, from a client
+        assert server.failure is not None
+        assert server.failure.close_code == 1002
+        assert server.data_to_send() == [b"\x88\x02\x03\xea"]
+
+
 class TestArbitraryChunking:
     @settings(max_examples=60, deadline=None)
     @given(sent=messages, stream_mode=st.booleans(), data=st.data())
@@ -550,10 +587,14 @@ class TestArbitraryChunking:
                 expected.append((payload, flag))
 
         cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=30), label="cuts"))
+        into_buffer = data.draw(st.booleans(), label="read_buffer")
         received: list[Message] = []
         events: list[Event] = []
         for a, b in itertools.pairwise([0, *cuts, len(wire)]):
-            received += server.receive_data(wire[a:b])
+            if into_buffer:
+                received += read_into(server, wire[a:b])
+            else:
+                received += server.receive_data(wire[a:b])
             events += server.events_received()
 
         assert received == expected

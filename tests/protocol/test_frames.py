@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import itertools
 import os
+import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rapidws.errors import ProtocolError
 from rapidws.protocol.frames import (
@@ -23,6 +28,7 @@ from rapidws.protocol.frames import (
     parse_close_payload,
 )
 from rapidws.protocol.parser import FrameParser
+from tests.protocol.conftest import BytesLike, HotFunctions
 
 RFC_KEY = b"\x37\xfa\x21\x3d"  # the masking key of the examples in RFC 6455 §5.7
 
@@ -140,6 +146,135 @@ class TestSection5_2BuildFrame:
         payload = bytearray(b"Hello")
         build_frame(Opcode.TEXT, payload, mask=RFC_KEY)
         assert payload == b"Hello"
+
+
+def reference_frame(
+    opcode: int, payload: bytes, fin: bool, rsv1: bool, mask: bytes | None
+) -> bytes:
+    """§5.2 written out field by field, independently of both implementations."""
+    head = bytes([opcode | fin << 7 | rsv1 << 6])
+    mask_bit = 0x80 if mask is not None else 0
+    n = len(payload)
+    if n <= 125:
+        length = bytes([mask_bit | n])
+    elif n <= 0xFFFF:
+        length = bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        length = bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if mask is None:
+        return head + length + payload
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + length + mask + masked
+
+
+frame_sizes = st.sampled_from([0, 1, 3, 17, 64, 125, 126, 127, 1000, 65535, 65536, 70001])
+
+
+class TestBuildFrameImplementations:
+    """``build_frame`` of ``_fallback`` (py) and ``_speedups`` (c) byte for byte."""
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        opcode=st.integers(0, 15),
+        size=frame_sizes,
+        fin=st.booleans(),
+        rsv1=st.booleans(),
+        mask=st.none() | st.binary(min_size=4, max_size=4),
+        seed=st.integers(0, 255),
+    )
+    def test_matches_the_reference(
+        self,
+        impl: HotFunctions,
+        opcode: int,
+        size: int,
+        fin: bool,
+        rsv1: bool,
+        mask: bytes | None,
+        seed: int,
+    ) -> None:
+        payload = bytes((seed + 7 * i) & 0xFF for i in range(size))
+        built = impl.build_frame(opcode, payload, fin, rsv1, mask)
+        assert type(built) is bytes
+        assert built == reference_frame(opcode, payload, fin, rsv1, mask)
+
+    @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+    @pytest.mark.parametrize("size", [5, 300, 70000])
+    def test_any_bytes_like_payload_and_mask(
+        self, impl: HotFunctions, kind: Callable[[bytes], BytesLike], size: int
+    ) -> None:
+        payload = payload_of(size)
+        expected = reference_frame(2, payload, True, False, RFC_KEY)
+        assert impl.build_frame(2, kind(payload), True, False, kind(RFC_KEY)) == expected
+
+    def test_payload_view_inside_a_larger_buffer(self, impl: HotFunctions) -> None:
+        chunk = payload_of(1003)
+        view = memoryview(chunk)[3:]
+        assert impl.build_frame(1, view, True, False, RFC_KEY) == reference_frame(
+            1, chunk[3:], True, False, RFC_KEY
+        )
+
+    @pytest.mark.parametrize("mask", [None, RFC_KEY])
+    def test_view_of_wider_items_counts_bytes(self, impl: HotFunctions, mask: bytes | None) -> None:
+        for words in (array.array("H", range(30)), array.array("Q", range(400))):
+            built = impl.build_frame(2, memoryview(words), True, False, mask)
+            assert built == reference_frame(2, words.tobytes(), True, False, mask)
+
+    def test_strided_views_are_buffer_errors(self, impl: HotFunctions) -> None:
+        with pytest.raises(BufferError):
+            impl.build_frame(2, memoryview(bytes(10))[::2], True, False, None)
+        with pytest.raises(BufferError):
+            impl.build_frame(2, b"", True, False, memoryview(bytes(8))[::2])
+
+    def test_flags_are_read_by_truth_value(self, impl: HotFunctions) -> None:
+        assert impl.build_frame(Opcode.TEXT, b"", 1, 0, None) == b"\x81\x00"  # type: ignore[arg-type]
+        assert impl.build_frame(Opcode.TEXT, b"", [], "yes", None) == b"\x41\x00"  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("opcode", [-1, 16, 255, 1 << 70, -(1 << 70)])
+    def test_opcode_out_of_range_is_a_value_error(self, impl: HotFunctions, opcode: int) -> None:
+        with pytest.raises(ValueError, match=f"^opcode must be in range\\(16\\), got {opcode}$"):
+            impl.build_frame(opcode, b"", True, False, None)
+
+    @pytest.mark.parametrize(
+        ("opcode", "payload", "mask"),
+        [
+            ("1", b"", None),  # opcode not an int
+            (1.0, b"", None),
+            (None, b"", None),
+            (1, "text", None),  # str is not bytes-like
+            (1, [1, 2], None),
+            (1, None, RFC_KEY),
+            (1, b"", "abcd"),  # mask not bytes-like
+            (1, b"", 1234),
+        ],
+    )
+    def test_wrong_types_are_type_errors(
+        self, impl: HotFunctions, opcode: Any, payload: Any, mask: Any
+    ) -> None:
+        with pytest.raises(TypeError):
+            impl.build_frame(opcode, payload, True, False, mask)
+
+    @pytest.mark.parametrize("mask", [b"", b"abc", b"abcde", bytearray(8)])
+    @pytest.mark.parametrize("size", [0, 200])
+    def test_mask_of_wrong_length_is_a_value_error(
+        self, impl: HotFunctions, mask: bytes, size: int
+    ) -> None:
+        with pytest.raises(ValueError, match="^mask must contain 4 bytes$"):
+            impl.build_frame(2, bytes(size), True, False, mask)
+
+    def test_takes_five_positional_arguments(self, impl: HotFunctions) -> None:
+        with pytest.raises(TypeError):
+            impl.build_frame(2, b"", True, False)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            impl.build_frame(2, b"", True, False, mask=None)  # type: ignore[call-arg]
+
+    def test_masking_leaves_the_payload_alone(self, impl: HotFunctions) -> None:
+        payload = bytearray(payload_of(100))
+        impl.build_frame(2, payload, True, False, RFC_KEY)
+        assert payload == payload_of(100)
 
 
 class TestSection5_2RoundTrip:

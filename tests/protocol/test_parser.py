@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import itertools
 import tracemalloc
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
@@ -15,8 +20,10 @@ from websockets.protocol import Side as WsSide
 from websockets.streams import StreamReader
 
 from rapidws.errors import ProtocolError
+from rapidws.protocol import _fallback
 from rapidws.protocol.frames import Frame, MaskKeys, Opcode, build_frame
-from rapidws.protocol.parser import FrameParser
+from rapidws.protocol.parser import READ_SIZE, FrameParser
+from tests.protocol.conftest import BytesLike, HotFunctions
 
 GIB = 1 << 30
 KEYS = MaskKeys()
@@ -268,9 +275,25 @@ class TestBuffering:
     def test_callers_buffer_is_not_kept(self) -> None:
         parser = FrameParser(expect_masked=False)
         chunk = bytearray(b"\x81\x05he")
-        parser.feed(chunk)  # type: ignore[arg-type]  # bytearray from a reader
+        parser.feed(chunk)  # a bytearray, as a reader may hand out
         chunk[2:4] = b"XX"
         assert parser.feed(b"llo") == [Frame(Opcode.TEXT, b"hello")]
+
+    def test_views_of_a_reused_read_buffer(self) -> None:
+        # As asyncio.BufferedProtocol hands them out: every read lands in the
+        # same buffer, overwriting the last, and the parser sees a view of it.
+        sent = [Frame(Opcode.TEXT, b"x" * n) for n in (3, 200, 70000, 0, 5)]
+        stream = b"".join(build_frame(f.opcode, f.payload) for f in sent)
+        parser = FrameParser(expect_masked=False)
+        buffer = bytearray(4096)
+        parsed: list[Frame] = []
+        for start in range(0, len(stream), 1000):
+            piece = stream[start : start + 1000]
+            buffer[: len(piece)] = piece
+            parsed += parser.feed(memoryview(buffer)[: len(piece)])
+            buffer[:] = bytes(4096)  # the next read overwrites it
+        assert parsed == sent
+        assert parser.buffered == 0
 
     @pytest.mark.parametrize("masked", [False, True])
     def test_one_byte_at_a_time(self, masked: bool) -> None:
@@ -304,6 +327,279 @@ class TestBuffering:
         assert feed_chunks(parser, split_at(stream, cuts)) == sent
         assert parser.error is None
         assert parser.buffered == 0
+
+
+def read_chunks(parser: FrameParser, stream: bytes, sizes: list[int]) -> list[Frame]:
+    """Deliver ``stream`` as asyncio.BufferedProtocol does: each read lands in
+    ``read_buffer()`` (at most the size asked, at most what the buffer holds),
+    then ``read_done(n)``. The shared buffer is scribbled over after every
+    read, as the next read on any connection of the thread may do."""
+    shared = FrameParser(expect_masked=False).read_buffer()
+    parsed: list[Frame] = []
+    pos = 0
+    for size in itertools.cycle(sizes or [len(stream) or 1]):
+        if pos == len(stream):
+            return parsed
+        view = parser.read_buffer()
+        n = min(size, len(view), len(stream) - pos)
+        assert n > 0
+        view[:n] = stream[pos : pos + n]
+        pos += n
+        parsed += parser.read_done(n)
+        shared[:] = bytes(len(shared))
+    raise AssertionError("unreachable")
+
+
+big_frames = st.builds(
+    Frame,
+    opcode=st.sampled_from([Opcode.TEXT, Opcode.BINARY]),
+    payload=st.sampled_from([bytes(range(256)) * 256, b"\xab" * (READ_SIZE - 11)])
+    | st.integers(READ_SIZE - 20, READ_SIZE + 600_000).map(lambda n: b"z" * n),
+    fin=st.booleans(),
+)
+
+
+class TestReadBuffer:
+    """``read_buffer``/``read_done``: the same frames as ``feed``, without a
+    bytes object per read."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        sent=st.lists(data_frames | control_frames | big_frames, max_size=6),
+        masked=st.booleans(),
+        sizes=st.lists(st.integers(1, 300_000), max_size=6),
+    )
+    def test_any_reads_give_the_frames_of_feed(
+        self, sent: list[Frame], masked: bool, sizes: list[int]
+    ) -> None:
+        stream = b"".join(
+            build_frame(f.opcode, f.payload, fin=f.fin, mask=KEYS.next() if masked else None)
+            for f in sent
+        )
+        parser = FrameParser(expect_masked=masked)
+        assert read_chunks(parser, stream, sizes) == sent
+        assert parser.error is None
+        assert parser.buffered == 0
+
+    def test_parsers_of_a_thread_share_one_buffer(self) -> None:
+        a, b = FrameParser(expect_masked=False), FrameParser(expect_masked=False)
+        assert a.read_buffer().obj is b.read_buffer().obj
+        assert len(a.read_buffer()) == READ_SIZE
+
+    def test_each_thread_has_its_own_buffer(self) -> None:
+        # One event loop per thread: reads in two threads may land at once.
+        parser = FrameParser(expect_masked=False)
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(lambda: FrameParser(expect_masked=False).read_buffer()).result()
+        assert other.obj is not parser.read_buffer().obj
+
+    def test_broken_rule_after_good_frames(self) -> None:
+        parser = FrameParser(expect_masked=False)
+        view = parser.read_buffer()
+        data = build_frame(Opcode.TEXT, b"a") + b"\x83\x00"
+        view[: len(data)] = data
+        assert parser.read_done(len(data)) == [Frame(Opcode.TEXT, b"a")]
+        assert parser.error is not None
+        assert parser.error.reason == "reserved opcode 0x3"
+        view = parser.read_buffer()
+        view[:2] = b"\x81\x00"
+        assert parser.read_done(2) == []
+
+
+def as_tuple(opcode: int, payload: bytes, fin: bool, rsv1: bool) -> tuple[int, bytes, bool, bool]:
+    return (opcode, payload, fin, rsv1)
+
+
+def raw_frame(b0: int, mask: bytes | None, payload: bytes, *, length_form: int = 0) -> bytes:
+    """A frame with any first byte (reserved bits and opcodes too), in the
+    smallest length form or a larger one (``length_form`` 1: 16 bits, 2: 64)."""
+    n = len(payload)
+    form = max(length_form, 0 if n < 126 else 1 if n < 65536 else 2)
+    bit = 0x80 if mask is not None else 0
+    if form == 0:
+        head = bytes([b0, bit | n])
+    elif form == 1:
+        head = bytes([b0, bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, bit | 127]) + n.to_bytes(8, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+# Frames with every header bit free: reserved bits, reserved opcodes, control
+# frames that are too long or fragmented, either masking: each implementation
+# must stop at the same header, after the same frames.
+wild_frames = st.builds(
+    raw_frame,
+    b0=st.integers(0, 255),
+    mask=st.none() | st.binary(min_size=4, max_size=4),
+    payload=st.binary(max_size=140) | st.sampled_from([bytes(126), bytes(300), bytes(65536)]),
+    length_form=st.integers(0, 2),
+)
+tame_b0 = st.sampled_from([0x80, 0x81, 0x82, 0x00, 0x01, 0x02, 0x88, 0x89, 0x8A, 0xC1])
+tame_frames = st.builds(
+    raw_frame,
+    b0=tame_b0,
+    mask=st.just(None),
+    payload=st.binary(max_size=125),
+)
+impl_settings = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+class TestParseFramesImplementations:
+    """``parse_frames`` of ``_speedups`` (c) does what ``_fallback`` (py) specifies."""
+
+    @impl_settings
+    @given(
+        stream=st.lists(tame_frames | wild_frames, max_size=8).map(b"".join),
+        cut=st.integers(0, 1 << 17),
+        expect_masked=st.booleans(),
+        rsv1_allowed=st.booleans(),
+        max_size=st.none() | st.integers(0, 70000),
+    )
+    def test_same_frames_and_position_as_the_specification(
+        self,
+        impl: HotFunctions,
+        stream: bytes,
+        cut: int,
+        expect_masked: bool,
+        rsv1_allowed: bool,
+        max_size: int | None,
+    ) -> None:
+        buf = stream[:cut]
+        args = (as_tuple, expect_masked, rsv1_allowed, max_size)
+        ours: list[tuple[int, bytes, bool, bool]] = []
+        spec: list[tuple[int, bytes, bool, bool]] = []
+        assert impl.parse_frames(buf, ours, *args) == _fallback.parse_frames(buf, spec, *args)
+        assert ours == spec
+
+    @impl_settings
+    @given(sent=any_frames, masked=st.booleans(), data=st.data())
+    def test_every_complete_frame_up_to_a_cut(
+        self, impl: HotFunctions, sent: list[Frame], masked: bool, data: st.DataObject
+    ) -> None:
+        built = [
+            build_frame(f.opcode, f.payload, fin=f.fin, mask=KEYS.next() if masked else None)
+            for f in sent
+        ]
+        stream = b"".join(built)
+        cut = data.draw(st.integers(0, len(stream)), label="cut")
+        complete = list(
+            itertools.takewhile(lambda end: end <= cut, itertools.accumulate(map(len, built)))
+        )
+        frames: list[Frame] = []
+        pos = impl.parse_frames(stream[:cut], frames, Frame, masked, False, None)
+        assert frames == sent[: len(complete)]
+        assert pos == (complete[-1] if complete else 0)
+
+    @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+    def test_any_bytes_like_buffer(
+        self, impl: HotFunctions, kind: Callable[[bytes], BytesLike]
+    ) -> None:
+        stream = build_frame(Opcode.TEXT, b"hi") + build_frame(Opcode.BINARY, bytes(300)) + b"\x82"
+        frames: list[Frame] = []
+        assert impl.parse_frames(kind(stream), frames, Frame, False, False, None) == len(stream) - 1
+        assert frames == [Frame(Opcode.TEXT, b"hi"), Frame(Opcode.BINARY, bytes(300))]
+
+    def test_view_of_wider_items_counts_bytes(self, impl: HotFunctions) -> None:
+        stream = build_frame(Opcode.TEXT, b"hello") + build_frame(Opcode.BINARY, b"!")
+        words = array.array("I")
+        assert len(stream) % 4 == 2
+        words.frombytes(stream + b"\x82\x7e")  # a header still missing its 16-bit length
+        frames: list[Frame] = []
+        assert impl.parse_frames(memoryview(words), frames, Frame, False, False, None) == len(
+            stream
+        )
+        assert frames == [Frame(Opcode.TEXT, b"hello"), Frame(Opcode.BINARY, b"!")]
+
+    def test_strided_view_is_a_buffer_error(self, impl: HotFunctions) -> None:
+        with pytest.raises(BufferError):
+            impl.parse_frames(memoryview(bytes(8))[::2], [], Frame, False, False, None)
+
+    def test_view_into_the_middle_of_a_chunk(self, impl: HotFunctions) -> None:
+        frame = build_frame(Opcode.BINARY, bytes(range(200)), mask=b"\x01\x02\x03\x04")
+        chunk = b"xyz" + frame
+        frames: list[Frame] = []
+        pos = impl.parse_frames(memoryview(chunk)[3:], frames, Frame, True, False, None)
+        assert (pos, frames) == (len(frame), [Frame(Opcode.BINARY, bytes(range(200)))])
+
+    @pytest.mark.parametrize(
+        ("bad", "rule"),
+        [
+            (b"\xc1\x00", "RSV1 without an extension"),
+            (b"\xa1\x00", "RSV2"),
+            (b"\x83\x00", "reserved opcode"),
+            (b"\x09\x00", "fragmented PING"),
+            (b"\x89\x7e\x00\x7e", "PING of 126 bytes"),
+            (b"\x81\x80", "masked frame to a client"),
+            (b"\x82\x7f\x80" + bytes(7), "64-bit length with the top bit"),
+            (b"\x82\x7e\x01\x00", "over max_size"),
+        ],
+    )
+    def test_broken_rule_returns_the_complement_of_its_position(
+        self, impl: HotFunctions, bad: bytes, rule: str
+    ) -> None:
+        good = build_frame(Opcode.TEXT, b"ok")
+        frames: list[Frame] = []
+        assert impl.parse_frames(good + bad + good, frames, Frame, False, False, 255) == ~len(good)
+        assert frames == [Frame(Opcode.TEXT, b"ok")]
+
+    def test_header_is_judged_before_its_mask_key_and_payload(self, impl: HotFunctions) -> None:
+        # A server sees 5 GiB announced over a 1 MiB limit: fails on 10 bytes.
+        header = b"\x82\xff" + (5 << 30).to_bytes(8, "big")
+        assert impl.parse_frames(header, [], Frame, True, False, 1 << 20) == ~0
+        assert impl.parse_frames(header, [], Frame, True, False, None) == 0
+
+    @pytest.mark.parametrize("max_size", [None, 1 << 64, 1 << 70])
+    def test_max_size_beyond_64_bits_is_no_limit(
+        self, impl: HotFunctions, max_size: int | None
+    ) -> None:
+        header = b"\x82\x7f" + ((1 << 63) - 1).to_bytes(8, "big")
+        assert impl.parse_frames(header, [], Frame, False, False, max_size) == 0
+
+    def test_frames_may_be_any_object_with_append(self, impl: HotFunctions) -> None:
+        frames: deque[Frame] = deque()
+        stream = build_frame(Opcode.TEXT, b"a") + build_frame(Opcode.TEXT, b"b")
+        assert impl.parse_frames(stream, frames, Frame, False, False, None) == len(stream)  # type: ignore[arg-type]
+        assert list(frames) == [Frame(Opcode.TEXT, b"a"), Frame(Opcode.TEXT, b"b")]
+
+    def test_make_frame_errors_propagate_after_earlier_frames(self, impl: HotFunctions) -> None:
+        def make(opcode: int, payload: bytes, fin: bool, rsv1: bool) -> bytes:
+            if payload == b"boom":
+                raise KeyError(payload)
+            return payload
+
+        frames: list[bytes] = []
+        stream = b"".join(build_frame(Opcode.TEXT, p) for p in (b"a", b"boom", b"c"))
+        with pytest.raises(KeyError):
+            impl.parse_frames(stream, frames, make, False, False, None)
+        assert frames == [b"a"]
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            (("text", [], Frame, False, False, None), TypeError),  # str is not a buffer
+            (([0x81, 0], [], Frame, False, False, None), TypeError),
+            ((b"", None, Frame, False, False, None), AttributeError),  # nowhere to append
+            ((b"\x81\x00", [], None, False, False, None), TypeError),  # make_frame not callable
+            ((b"", [], Frame, False, False, -1), ValueError),
+            ((b"", [], Frame, False, False, 1.5), TypeError),
+            ((b"", [], Frame, False, False, "10"), TypeError),
+            ((b"", [], Frame, False, False), TypeError),  # five arguments
+        ],
+    )
+    def test_bad_arguments_raise_the_same_errors(
+        self, impl: HotFunctions, args: tuple[Any, ...], error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            impl.parse_frames(*args)
+
+    def test_negative_max_size_message(self, impl: HotFunctions) -> None:
+        with pytest.raises(ValueError, match="^max_size must be >= 0 or None, got -3$"):
+            impl.parse_frames(b"", [], Frame, False, False, -3)
 
 
 def websockets_parse(data: bytes, *, mask: bool) -> WsFrame:

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -67,23 +66,6 @@ _FLUSH_POLL = 0.001
 
 Message = tuple[bytes, WsFlag]
 
-# Size of the shared read buffer: asyncio's own read size for plain protocols.
-READ_BUFFER_SIZE = 256 * 1024
-_thread_local = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    """This thread's read buffer.
-
-    One per thread is enough: the transport fills it and calls
-    ``buffer_updated`` before any other read happens on the loop, and the
-    protocol core copies whatever it keeps. A buffer per connection would
-    cost 256 KiB for every open WebSocket.
-    """
-    view: memoryview | None = getattr(_thread_local, "view", None)
-    if view is None:
-        view = _thread_local.view = memoryview(bytearray(READ_BUFFER_SIZE))
-    return view
 
 
 def _compact_dumps(obj: Any) -> str:
@@ -112,7 +94,6 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             raise ValueError(f"send_queue_size must be >= 1, got {send_queue_size}")
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._read_view = _read_buffer()
 
         # Opening handshake (client side of RFC 6455 §4.1)
         self._key = ""
@@ -682,17 +663,21 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._transport = transport  # type: ignore[assignment]
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_view
+        # One buffer per thread, shared by every connection (see the parser).
+        return self._conn.read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._received(self._read_view[:nbytes])
+        if not self._open:
+            self._handshake_data(bytes(self._conn.read_buffer()[:nbytes]))
+            return
+        self._after_read(self._conn.read_done(nbytes))
 
     def _received(self, data: bytes | memoryview) -> None:
-        if not self._open:
-            self._handshake_data(bytes(data))
-            return
+        """Bytes that came in with the 101 response."""
+        self._after_read(self._conn.receive_data(data))
+
+    def _after_read(self, messages: list[Message]) -> None:
         conn = self._conn
-        messages = conn.receive_data(data)
         if messages:
             self._recv_queue.put_many(messages)
         out = conn.data_to_send()

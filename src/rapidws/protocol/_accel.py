@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ACCELERATED", "apply_mask"]
+__all__ = ["ACCELERATED", "apply_mask", "build_frame", "parse_frames"]
 
 if os.environ.get("RAPIDWS_NO_SPEEDUPS"):
-    from ._fallback import apply_mask
+    from ._fallback import apply_mask, build_frame, parse_frames
 
     ACCELERATED = False
 else:
     try:
-        from ._speedups import apply_mask  # type: ignore[no-redef,import-not-found,unused-ignore]
+        from ._speedups import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+            apply_mask,
+            build_frame,
+            parse_frames,
+        )
 
         ACCELERATED = True
     except ImportError:
-        from ._fallback import apply_mask
+        from ._fallback import apply_mask, build_frame, parse_frames
 
         ACCELERATED = False

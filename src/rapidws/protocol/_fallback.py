@@ -1,12 +1,22 @@
 """Pure-Python hot functions: the specification of ``_speedups.c``.
 
 Every function here has a C twin with the same signature and behaviour; the
-test suite runs against both (``impl`` fixture, ids ``py`` and ``c``).
+test suite runs against both (``impl`` fixture, ids ``py`` and ``c``). The
+arguments are positional-only because the C reads them that way (no keyword
+parsing on the hot path). Nothing here raises ``ProtocolError``: a frame that
+breaks a rule is reported by position, and ``parser.py`` builds the error, so
+its wording lives in one place.
 """
 
 from __future__ import annotations
 
-__all__ = ["apply_mask"]
+import operator
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["apply_mask", "build_frame", "parse_frames"]
+
+BytesLike = bytes | bytearray | memoryview
 
 # Below this size, XOR through Python integers wins (one big-int operation,
 # ~1 µs at 64 B); above it, four translate tables over strided slices win
@@ -17,24 +27,162 @@ _INT_XOR_MAX = 2048
 # to a whole strided slice in C.
 _TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
 
+# RFC 6455 §5.2: opcodes 0-2 and 8-10 are defined; bit n is set for opcode n.
+_KNOWN_OPCODES = 0b0000_0111_0000_0111
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+
+def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 §5.3).
 
     Masking and unmasking are the same operation.
     """
-    if len(mask) != 4:
-        raise ValueError("mask must contain 4 bytes")
+    mask = _mask_key(mask)
+    if type(data) is not bytes:
+        data = _byte_view(data)
     n = len(data)
     if n <= _INT_XOR_MAX:
-        if n == 0:
-            return b""
         data_int = int.from_bytes(data, "little")
         # Repeat the key to cover n bytes; the extra high bytes are cut off by
         # to_bytes(n) since the XOR cannot set bits above the data's length.
         mask_int = int.from_bytes(mask * ((n + 3) >> 2), "little")
         return (data_int ^ mask_int).to_bytes((n + 3) & ~3, "little")[:n]
     out = bytearray(data)
-    for i in range(4):
-        out[i::4] = out[i::4].translate(_TABLES[mask[i]])
+    _mask_in_place(out, 0, mask)
     return bytes(out)
+
+
+def _mask_in_place(out: bytearray, start: int, mask: bytes) -> None:
+    """XOR ``out[start:]`` with the key: one translate per key byte, each over
+    a strided slice (all four run in C)."""
+    for i in range(4):
+        out[start + i :: 4] = out[start + i :: 4].translate(_TABLES[mask[i]])
+
+
+def _byte_view(obj: BytesLike) -> memoryview:
+    """The bytes of ``obj`` as the C reads them (a ``PyBUF_SIMPLE`` buffer):
+    TypeError without the buffer protocol, BufferError when not contiguous,
+    and a view of another item size counted in bytes."""
+    view = memoryview(obj)
+    if not view.c_contiguous:
+        raise BufferError("buffer is not C-contiguous")
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _mask_key(mask: BytesLike) -> bytes:
+    """The 4-byte key as bytes: TypeError without the buffer protocol, else
+    ValueError for a wrong length (the checks of the C, in its order)."""
+    if type(mask) is not bytes:
+        mask = bytes(_byte_view(mask))
+    if len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    return mask
+
+
+def build_frame(
+    opcode: int, payload: BytesLike, fin: bool, rsv1: bool, mask: BytesLike | None, /
+) -> bytes:
+    """One whole frame (RFC 6455 §5.2): header, mask key, (masked) payload.
+
+    ``mask`` is the 4-byte key of the client role, or ``None`` for an
+    unmasked frame. The C builds it in one buffer, masking straight into it.
+    """
+    if not 0 <= operator.index(opcode) <= 0xF:
+        raise ValueError(f"opcode must be in range(16), got {opcode}")
+    head = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    if type(payload) is not bytes:
+        payload = _byte_view(payload)
+    if mask is not None:
+        mask = _mask_key(mask)
+    length = len(payload)
+    mask_bit = 0 if mask is None else 0x80
+    if length < 126:
+        header = bytes((head, mask_bit | length))
+    elif length < 65536:
+        header = bytes((head, mask_bit | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((head, mask_bit | 127)) + length.to_bytes(8, "big")
+    if mask is None:
+        return header + payload
+    if length <= _INT_XOR_MAX:
+        return header + mask + apply_mask(payload, mask)
+    # Large: one buffer masked in place, not a masked copy then a concatenation.
+    out = bytearray(header)
+    out += mask
+    out += payload
+    _mask_in_place(out, len(header) + 4, mask)
+    return bytes(out)
+
+
+def parse_frames(
+    buf: BytesLike,
+    frames: list[Any],
+    make_frame: Callable[[int, bytes, bool, bool], Any],
+    expect_masked: bool,
+    rsv1_allowed: bool,
+    max_size: int | None,
+    /,
+) -> int:
+    """Append every complete frame at the start of ``buf`` to ``frames``.
+
+    Each frame is ``make_frame(opcode, payload, fin, rsv1)`` with the payload
+    unmasked (RSV2 and RSV3 are never set in a frame that passes). Returns the
+    position after the last complete frame, or ``~pos`` (a negative number)
+    when the header at ``pos`` breaks a rule of RFC 6455 §5.1-§5.5: then the
+    frames before it were appended and the caller builds the error. A header
+    is checked as soon as every byte of it but the mask key is in, so a frame
+    that can never be accepted fails without waiting for its payload.
+    """
+    expect_masked = bool(expect_masked)
+    rsv1_allowed = bool(rsv1_allowed)
+    if max_size is not None and operator.index(max_size) < 0:
+        raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+    if type(buf) is not bytes and type(buf) is not bytearray:
+        buf = _byte_view(buf)
+    # Names the loop touches per frame, bound once.
+    end = len(buf)
+    append = frames.append
+    pos = 0
+    while end - pos >= 2:
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        opcode = b0 & 0x0F
+        length = b1 & 0x7F
+        start = pos + 2
+        if length == 126:
+            if end - start < 2:
+                break
+            length = (buf[start] << 8) | buf[start + 1]
+            start += 2
+        elif length == 127:
+            if end - start < 8:
+                break
+            length = int.from_bytes(buf[start : start + 8], "big")
+            start += 8
+        masked = b1 & 0x80
+        if (
+            # §5.2: RSV1-3 are 0 unless an extension gives them a meaning.
+            (b0 & 0x70 and (b0 & 0x30 or not rsv1_allowed))
+            # §5.2: an unknown opcode fails the connection.
+            or not _KNOWN_OPCODES >> opcode & 1
+            # §5.5: control frames are never fragmented, and carry <= 125 bytes.
+            or (opcode & 0x8 and (not b0 & 0x80 or length > 125))
+            # §5.1: a server needs masked frames, a client unmasked ones.
+            or bool(masked) is not expect_masked
+            # §5.2: the most significant bit of the 64-bit length is 0.
+            or length >> 63
+            or (max_size is not None and length > max_size)
+        ):
+            return ~pos
+        if masked:
+            stop = start + 4 + length
+            if stop > end:
+                break
+            payload = apply_mask(buf[start + 4 : stop], buf[start : start + 4])
+        else:
+            stop = start + length
+            if stop > end:
+                break
+            payload = bytes(buf[start:stop])
+        append(make_frame(opcode, payload, bool(b0 & 0x80), bool(b0 & 0x40)))
+        pos = stop
+    return pos

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import enum
 import os
-import struct
 from dataclasses import dataclass
 
 from ..errors import ProtocolError
-from ._accel import apply_mask
+from ._accel import build_frame as _build_frame
 
 __all__ = [
     "Opcode",
@@ -177,10 +176,6 @@ class MaskKeys:
         return self._pool[pos : pos + 4]
 
 
-_pack_short = struct.Struct("!BBH").pack
-_pack_long = struct.Struct("!BBQ").pack
-
-
 def build_frame(
     opcode: int,
     payload: bytes | bytearray | memoryview,
@@ -193,16 +188,6 @@ def build_frame(
 
     With ``mask`` (4 bytes; the client role), the payload is masked and the key
     placed in the header; without it the frame goes out unmasked (server role).
+    Hot paths call ``_accel.build_frame`` with positional arguments directly.
     """
-    head = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    length = len(payload)
-    mask_bit = 0x80 if mask is not None else 0
-    if length < 126:
-        header = bytes((head, mask_bit | length))
-    elif length < 65536:
-        header = _pack_short(head, mask_bit | 126, length)
-    else:
-        header = _pack_long(head, mask_bit | 127, length)
-    if mask is None:
-        return header + payload
-    return header + mask + apply_mask(payload, mask)
+    return _build_frame(opcode, payload, fin, rsv1, mask)

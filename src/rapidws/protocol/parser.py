@@ -2,21 +2,27 @@
 
 Theory of operation: bytes are fed as they arrive, in chunks of any size. The
 parser keeps one ``bytearray`` of not-yet-parsed bytes and parses every frame
-that is complete in one loop over a read position, so a read that carries a
-hundred small frames costs one call. When nothing is buffered (the common case
-for small messages), the chunk itself is parsed without being copied first.
-After the loop the consumed prefix is dropped once (``del buf[:pos]``, O(1) in
-CPython for a prefix), so total work is O(bytes received).
+that is complete in one call of ``parse_frames`` (``_speedups.c``, or its
+specification in ``_fallback.py``), so a read that carries a hundred small
+frames costs one call. When nothing is buffered (the common case for small
+messages), the chunk itself is parsed without being copied first. After the
+call the consumed prefix is dropped once (``del buf[:pos]``, O(1) in CPython
+for a prefix), so total work is O(bytes received).
 
 Header checks that can be made before the payload arrives (reserved bits and
 opcodes, control frame rules, masking, the size limit) are made then: a frame
 announcing 2**63 bytes fails at once, without waiting or allocating.
+``parse_frames`` only says where a header broke a rule; ``_header_error``
+reads that header again and names the rule, so the wording of every error
+lives here, once.
 """
 
 from __future__ import annotations
 
+import threading
+
 from ..errors import ProtocolError
-from ._accel import apply_mask
+from ._accel import apply_mask, parse_frames
 from .frames import MAX_CONTROL_PAYLOAD, CloseCode, Frame
 
 __all__ = ["FrameParser"]
@@ -56,7 +62,22 @@ class FrameParser:
         """Bytes received but not yet parsed into a frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes | memoryview) -> list[Frame]:
+    # Reading into a buffer (asyncio.BufferedProtocol): no bytes object per read.
+
+    def read_buffer(self) -> memoryview:
+        """Where the next read from the network should land; then call ``read_done``.
+
+        One buffer shared by every parser of the thread: ``read_done`` parses
+        it at once and copies out what it keeps, so it is free again for the
+        next read, whichever connection it is for.
+        """
+        return _shared_buffer()
+
+    def read_done(self, nbytes: int) -> list[Frame]:
+        """Parse the ``nbytes`` that a read put at the start of ``read_buffer()``."""
+        return self.feed(_shared_buffer()[:nbytes])
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Parse ``data``; return every frame completed by it, in order.
 
         ``data`` may be a view of a buffer the caller reuses: nothing refers
@@ -67,23 +88,32 @@ class FrameParser:
         """
         if self.error is not None:
             return []
-        buf: bytes | bytearray | memoryview
-        if self._buf:
-            self._buf += data
-            buf = self._buf
-        else:
-            buf = data
         frames: list[Frame] = []
-        try:
-            pos = self._parse(buf, frames)
-        except ProtocolError as exc:
-            self.error = exc
-            self._buf = bytearray()
-            return frames
-        if buf is self._buf:
-            del self._buf[:pos]
-        elif pos < len(buf):
-            self._buf = bytearray(buf[pos:]) if pos else bytearray(buf)
+        stash = self._buf
+        if stash:
+            # A frame begun in an earlier chunk: give it only the bytes it
+            # lacks, so the rest of this chunk is parsed where it lies instead
+            # of being copied behind the stash first.
+            view = memoryview(data)
+            used = 0
+            while True:
+                lacking = _lacking(stash)
+                piece = view[used : used + lacking]
+                stash += piece
+                used += len(piece)
+                pos = self._parse(stash, frames)
+                if pos != 0 or len(piece) < lacking:
+                    break  # a frame, an error, or the chunk ran out
+            if pos <= 0 or self.error is not None:
+                return frames  # still incomplete (kept), or failed
+            stash.clear()
+            if used == len(view):
+                return frames
+            data = view[used:]
+        pos = self._parse(data, frames)
+        if 0 <= pos < len(data):
+            # Keep the start of an incomplete frame; never the caller's buffer.
+            self._buf = bytearray(memoryview(data)[pos:])
         return frames
 
     def pending_text(self, skip: int, cont_is_text: bool) -> tuple[int, bytes | bytearray] | None:
@@ -115,81 +145,96 @@ class FrameParser:
         return opcode, buf[start + skip :]  # one copy, of the new bytes only
 
     def _parse(self, buf: bytes | bytearray | memoryview, frames: list[Frame]) -> int:
-        # Names the loop touches per frame, bound once.
-        end = len(buf)
-        append = frames.append
-        max_size = self.max_size
-        pos = 0
-        while end - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            opcode = b0 & 0x0F
-            length = b1 & 0x7F
-            start = pos + 2
-            if length == 126:
-                if end - start < 2:
-                    break
-                length = (buf[start] << 8) | buf[start + 1]
-                start += 2
-            elif length == 127:
-                if end - start < 8:
-                    break
-                length = int.from_bytes(buf[start : start + 8], "big")
-                start += 8
-            # Every byte of the header but the mask key is here: check it now,
-            # before waiting for a payload that may never be acceptable.
-            self._check_header(b0, b1, opcode, length, max_size)
-            if b1 & 0x80:
-                stop = start + 4 + length
-                if stop > end:
-                    break
-                payload = apply_mask(buf[start + 4 : stop], bytes(buf[start : start + 4]))
-            else:
-                stop = start + length
-                if stop > end:
-                    break
-                payload = bytes(buf[start:stop])
-            append(
-                Frame(
-                    opcode,
-                    payload,
-                    bool(b0 & 0x80),
-                    bool(b0 & 0x40),
-                    bool(b0 & 0x20),
-                    bool(b0 & 0x10),
-                )
-            )
-            pos = stop
+        """Append the complete frames at the start of ``buf``; the position after them.
+
+        On a broken rule, sets ``error``, drops the stash and returns a
+        negative number.
+        """
+        pos = parse_frames(buf, frames, Frame, self.expect_masked, self.rsv1_allowed, self.max_size)
+        if pos < 0:
+            # parse_frames found a broken rule at ~pos; _header_error says which.
+            self.error = self._header_error(buf, ~pos)
+            self._buf = bytearray()
         return pos
 
-    def _check_header(
-        self, b0: int, b1: int, opcode: int, length: int, max_size: int | None
-    ) -> None:
+    def _header_error(self, buf: bytes | bytearray | memoryview, pos: int) -> ProtocolError:
+        """The ProtocolError for the header at ``pos``, which breaks a rule.
+
+        Runs only after ``parse_frames`` has found a broken rule there, once
+        per connection at most: it reads the header again to say which rule.
+        """
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        opcode = b0 & 0x0F
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        elif length == 127:
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
         # RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
         # defines meanings for non-zero values".
         if b0 & 0x70 and (b0 & 0x30 or not self.rsv1_allowed):
-            raise ProtocolError("reserved bits set without a negotiated extension", _PROTOCOL_ERROR)
+            return ProtocolError(
+                "reserved bits set without a negotiated extension", _PROTOCOL_ERROR
+            )
         # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
         if opcode not in _KNOWN_OPCODES:
-            raise ProtocolError(f"reserved opcode {opcode:#x}", _PROTOCOL_ERROR)
+            return ProtocolError(f"reserved opcode {opcode:#x}", _PROTOCOL_ERROR)
         if opcode & 0x8:
             # §5.5: "Control frames MUST NOT be fragmented" and "MUST have a
             # payload length of 125 bytes or less".
             if not b0 & 0x80:
-                raise ProtocolError("fragmented control frame", _PROTOCOL_ERROR)
+                return ProtocolError("fragmented control frame", _PROTOCOL_ERROR)
             if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(f"control frame of {length} bytes", _PROTOCOL_ERROR)
+                return ProtocolError(f"control frame of {length} bytes", _PROTOCOL_ERROR)
         # §5.1: a server MUST close on an unmasked frame; "A client MUST close a
         # connection if it detects a masked frame."
-        if bool(b1 & 0x80) is not self.expect_masked:
-            raise ProtocolError(
+        if bool(b1 & 0x80) is not bool(self.expect_masked):
+            return ProtocolError(
                 "masked frame from server" if b1 & 0x80 else "unmasked frame from client",
                 _PROTOCOL_ERROR,
             )
         # §5.2: "the most significant bit MUST be 0" in the 64-bit length.
         if length >> 63:
-            raise ProtocolError("frame length with the most significant bit set", _PROTOCOL_ERROR)
+            return ProtocolError("frame length with the most significant bit set", _PROTOCOL_ERROR)
+        max_size = self.max_size
         if max_size is not None and length > max_size:
-            raise ProtocolError(
+            return ProtocolError(
                 f"frame of {length} bytes exceeds the limit of {max_size}", _MESSAGE_TOO_BIG
             )
+        raise AssertionError(f"parse_frames rejected a valid header at {pos}")
+
+
+# The shared read buffer: asyncio reads at most 256 KiB at once too.
+READ_SIZE = 256 * 1024
+_local = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    """This thread's read buffer, shared by all its parsers: each read is
+    parsed before the next can land (one event loop per thread)."""
+    try:
+        view: memoryview = _local.view
+    except AttributeError:
+        view = _local.view = memoryview(bytearray(READ_SIZE))
+    return view
+
+
+def _lacking(buf: bytearray) -> int:
+    """How many bytes the frame at the start of ``buf`` still needs (> 0).
+
+    While its header is incomplete, the bytes that complete the header up to
+    the mask key (so the header can be checked at once); then those that
+    complete the whole frame.
+    """
+    n = len(buf)
+    if n < 2:
+        return 2 - n
+    b1 = buf[1]
+    length = b1 & 0x7F
+    size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+    if n < size:
+        return size - n
+    if length >= 126:
+        length = int.from_bytes(buf[2:size], "big")
+    return size + (4 if b1 & 0x80 else 0) + length - n

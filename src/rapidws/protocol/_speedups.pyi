@@ -1,0 +1,20 @@
+"""The C accelerator: the signatures of ``_fallback.py``, which specifies it."""
+
+from collections.abc import Callable
+from typing import Any
+
+BytesLike = bytes | bytearray | memoryview
+
+def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes: ...
+def build_frame(
+    opcode: int, payload: BytesLike, fin: bool, rsv1: bool, mask: BytesLike | None, /
+) -> bytes: ...
+def parse_frames(
+    buf: BytesLike,
+    frames: list[Any],
+    make_frame: Callable[[int, bytes, bool, bool], Any],
+    expect_masked: bool,
+    rsv1_allowed: bool,
+    max_size: int | None,
+    /,
+) -> int: ...
