@@ -67,7 +67,6 @@ _FLUSH_POLL = 0.001
 Message = tuple[bytes, WsFlag]
 
 
-
 def _compact_dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
