@@ -6,6 +6,7 @@ import array
 import itertools
 import os
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapidws.errors import ProtocolError
+from rapidws.flags import WsFlag
+from rapidws.protocol.connection import Connection, Side
 from rapidws.protocol.frames import (
     CTRL_OPCODES,
     DATA_OPCODES,
@@ -341,6 +344,21 @@ class TestSection5_3MaskingKeys:
         assert first_pool[1023] == bytes((1 + i) & 0xFF for i in range(4092, 4096))
         assert keys.next() == bytes([2, 3, 4, 5])  # the second pool
         assert calls == [4096, 4096]
+
+    def test_connections_of_a_thread_share_one_pool(self) -> None:
+        # Thousands of idle connections must not hold 4 KiB of keys each.
+        first = Connection(Side.CLIENT)
+        second = Connection(Side.CLIENT)
+        assert first._mask_keys is second._mask_keys is MaskKeys.for_thread()
+        other: list[MaskKeys] = []
+        thread = threading.Thread(target=lambda: other.append(MaskKeys.for_thread()))
+        thread.start()
+        thread.join()
+        assert other[0] is not MaskKeys.for_thread()
+        # Shared, yet every frame still gets its own key.
+        masks = {first.encode(b"x", WsFlag.BINARY)[2:6] for _ in range(500)}
+        masks |= {second.encode(b"x", WsFlag.BINARY)[2:6] for _ in range(500)}
+        assert len(masks) >= 995
 
 
 class TestSection7_4CloseCodes:

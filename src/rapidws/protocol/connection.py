@@ -118,7 +118,7 @@ class Connection:
         # Role
         self.side = side
         client = side is Side.CLIENT
-        self._mask_keys: MaskKeys | None = MaskKeys() if client else None
+        self._mask_keys: MaskKeys | None = MaskKeys.for_thread() if client else None
         self.autoclose = autoclose
         self.debug = logger.isEnabledFor(logging.DEBUG)
 

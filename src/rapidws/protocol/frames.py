@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 from dataclasses import dataclass
 
 from ..errors import ProtocolError
@@ -151,12 +152,20 @@ class Frame:
         return f"{kind} {len(self.payload)} bytes{more}"
 
 
+_thread_local = threading.local()
+
+
 class MaskKeys:
     """Masking keys drawn from the OS's CSPRNG, 1024 at a time.
 
     RFC 6455 §5.3: the key "MUST be derived from a strong source of entropy". One
     ``os.urandom`` call per frame costs a system call; reading 4 KiB at once and
     handing out 4-byte slices keeps the entropy and drops that cost.
+
+    Connections share their thread's pool (``for_thread``): a pool per
+    connection would cost every one of thousands of idle connections 4 KiB
+    and a 4 KiB ``os.urandom`` on its first frame. Every key is still used
+    once and unpredictable to the peer, which is all §5.3 asks.
     """
 
     __slots__ = ("_pool", "_pos")
@@ -166,6 +175,15 @@ class MaskKeys:
     def __init__(self) -> None:
         self._pool = b""
         self._pos = 0
+
+    @classmethod
+    def for_thread(cls) -> MaskKeys:
+        """The pool shared by the connections of the calling thread."""
+        try:
+            keys: MaskKeys = _thread_local.mask_keys
+        except AttributeError:
+            keys = _thread_local.mask_keys = cls()
+        return keys
 
     def next(self) -> bytes:
         pos = self._pos
