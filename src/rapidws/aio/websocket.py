@@ -74,6 +74,48 @@ def _compact_dumps(obj: Any) -> str:
 class AsyncWebSocket(asyncio.BufferedProtocol):
     """A WebSocket connection; get one from ``AsyncSession.ws_connect``."""
 
+    # Slots: a process may hold thousands of connections, and a fixed layout
+    # is smaller and faster to read on every message than a __dict__.
+    __slots__ = (
+        "_loop",
+        "_transport",
+        "_key",
+        "_subprotocols",
+        "_response_parser",
+        "_body_reader",
+        "_response",
+        "_handshake_waiter",
+        "response",
+        "subprotocol",
+        "extensions",
+        "_deflate_offers",
+        "_conn",
+        "_open",
+        "_recv_queue",
+        "_stream_fragments",
+        "_drain_on_error",
+        "_read_timeout",
+        "_send_queue",
+        "_send_queue_size",
+        "_send_waiters",
+        "_coalesce",
+        "_drain_scheduled",
+        "_write_paused",
+        "close_timeout",
+        "_close_info",
+        "_lost",
+        "_close_timer",
+        "_on_lost",
+        "_ping_interval",
+        "_ping_timeout",
+        "_keepalive_timer",
+        "_ping_sent",
+        "_ping_count",
+        "latency",
+        "_held_pong",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         *,

@@ -107,6 +107,28 @@ class Connection:
     arrive instead of whole messages. ``autoclose`` answers the peer's CLOSE.
     """
 
+    __slots__ = (
+        "side",
+        "_mask_keys",
+        "autoclose",
+        "debug",
+        "_parser",
+        "_assembler",
+        "_events",
+        "eof_received",
+        "max_message_size",
+        "deflate",
+        "_inflater",
+        "_deflater",
+        "_inflating",
+        "_out",
+        "_sending",
+        "state",
+        "close_sent",
+        "close_received",
+        "failure",
+    )
+
     def __init__(
         self,
         side: Side,
