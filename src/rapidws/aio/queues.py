@@ -48,7 +48,9 @@ class RecvQueue(Generic[T]):
         if maxsize < 1:
             raise ValueError(f"recv_queue_size must be >= 1, got {maxsize}")
         self._items: deque[T] = deque()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # A list: there is rarely more than one waiter, and an empty deque
+        # costs 760 bytes on each of thousands of connections.
+        self._waiters: list[asyncio.Future[None]] = []
         self._high = maxsize
         # Resume at a quarter full: far enough below the mark that reading does
         # not flip between paused and resumed on every message.
@@ -114,15 +116,9 @@ class RecvQueue(Generic[T]):
             raise self._error
         loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            if not waiter.done():
-                waiter.set_result(None)
-
-        timer = loop.call_later(timeout, expire) if timeout is not None else None
+        # No timer (nor object for it) in the common case: this runs on
+        # every round trip.
+        expiry = None if timeout is None else _Expiry(loop, timeout, waiter)
         waiters = self._waiters
         waiters.append(waiter)
         try:
@@ -137,15 +133,16 @@ class RecvQueue(Generic[T]):
                     return item
                 if self._error is not None and not items:
                     raise self._error
-                if expired:
+                if expiry is not None and expiry.fired:
                     raise TimeoutError
                 # Woken while an older waiter is still ahead: wait for our turn.
                 index = waiters.index(waiter)
-                waiter = loop.create_future()
-                waiters[index] = waiter
+                waiter = waiters[index] = loop.create_future()
+                if expiry is not None:
+                    expiry.waiter = waiter
         finally:
-            if timer is not None:
-                timer.cancel()
+            if expiry is not None:
+                expiry.timer.cancel()
             waiters.remove(waiter)
             if self._items and waiters:
                 self._wake()
@@ -159,3 +156,21 @@ class RecvQueue(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
             n -= 1
+
+
+class _Expiry:
+    """The timer of ``get(timeout)``: wakes whichever future waits when it fires."""
+
+    __slots__ = ("waiter", "fired", "timer")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, timeout: float, waiter: asyncio.Future[None]
+    ) -> None:
+        self.waiter = waiter
+        self.fired = False
+        self.timer = loop.call_later(timeout, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        if not self.waiter.done():
+            self.waiter.set_result(None)
