@@ -247,11 +247,12 @@ class TestQueues:
             # The server saw 1000 messages, not a few merged ones.
             assert await ws.recv_str(timeout=5) == "count:1000"
 
-    async def test_backpressure_bounds_what_send_accepts(self, peer: Peer) -> None:
+    @pytest.mark.parametrize("coalesce", [False, True])
+    async def test_backpressure_bounds_what_send_accepts(self, peer: Peer, coalesce: bool) -> None:
         chunk = b"z" * (64 * 1024)
         url = peer.url("/stall?seconds=5")
         async with AsyncSession() as s:
-            ws = await s.ws_connect(url, send_queue_size=4)
+            ws = await s.ws_connect(url, send_queue_size=4, coalesce_frames=coalesce)
             accepted = 0
             with pytest.raises(WebSocketTimeout):
                 for _ in range(2000):  # 125 MiB if nothing pushed back
