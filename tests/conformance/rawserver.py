@@ -40,6 +40,14 @@ MAX_REQUEST_HEAD = 16 * 1024
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
+def _unmask(payload: bytes, key: bytes) -> bytes:
+    """XOR with the 4-byte key repeated (RFC 6455 §5.3), as one big integer."""
+    n = len(payload)
+    pad = -n % 4
+    keys = int.from_bytes(key * ((n + pad) // 4), "big")
+    return (int.from_bytes(payload + bytes(pad), "big") ^ keys).to_bytes(n + pad, "big")[:n]
+
+
 def accept_key(key: str) -> str:
     """Sec-WebSocket-Accept for ``key`` (RFC 6455 §4.2.2, step 5.4)."""
     return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
@@ -172,7 +180,7 @@ class RawConnection:
         if key is None or payload is None:
             return None
         if masked:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            payload = _unmask(payload, key)
         received = ClientFrame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, masked, payload)
         self.frames.append(received)
         return received

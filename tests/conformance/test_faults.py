@@ -12,6 +12,7 @@ may outlive a test.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -673,6 +674,42 @@ class TestDrainOnError:
             await ws.close()
         expected = [(f"message {i}".encode(), WsFlag.TEXT) for i in range(5)] if drain else []
         assert got == expected
+
+
+class TestCutFrames:
+    async def test_control_frames_wait_for_the_frame_being_written(self) -> None:
+        """A large frame goes to the socket in pieces; the rest waits while the
+        server does not read. A PING sent, and a PONG owed, in the meantime go
+        after that frame, never inside it (§5.4: control frames may come
+        between frames, and a frame's bytes are contiguous)."""
+        big = os.urandom(8 * 1024 * 1024)
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            time.sleep(0.5)  # not reading: the client's frame is cut
+            conn.send(frame(PING, b"server ping"))
+            time.sleep(0.2)
+            while (got := conn.read_frame()) is not None:
+                if got.opcode == CLOSE:
+                    conn.send(frame(CLOSE, close_payload(1000)))
+                    break
+
+        async with (
+            RawServer(script, rcvbuf=64 * 1024) as server,
+            AsyncSession() as s,
+            s.ws_connect(server.url()) as ws,
+        ):
+            await within(ws.send_bytes(big))
+            # The path under test: the rest of the frame waits in the queue.
+            assert ws._cut
+            await within(ws.ping(b"client ping"))
+            await within(ws.flush())
+            conn = server.connections[0]
+
+        frames = [(f.opcode, f.fin, f.payload) for f in conn.frames]
+        assert frames[0] == (BINARY, True, big)
+        assert sorted(frames[1:3]) == [(PING, True, b"client ping"), (PONG, True, b"server ping")]
+        assert [f.opcode for f in conn.frames[3:]] == [CLOSE]
 
 
 class TestCoalescing:

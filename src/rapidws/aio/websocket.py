@@ -15,11 +15,18 @@ receive queue without a task switch:
   jump the send queue because they never enter it.
 - Sending: ``send*`` frames the message at once and hands it to the transport
   when nothing is queued and the transport accepts writes; otherwise the frame
-  waits in the send queue, drained by ``resume_writing``. With
-  ``coalesce_frames`` every frame goes through the queue and one callback per
-  loop iteration writes all waiting frames in one call, each keeping its own
-  frame. ``send_queue_size`` bounds the queue: a full queue makes ``send*``
-  wait (backpressure), or raise ``WebSocketTimeout`` after ``timeout``.
+  waits in the send queue, drained by ``resume_writing``. A TCP transport keeps
+  no buffer of its own (write buffer limits of 0): it pauses us as soon as a
+  write leaves bytes behind and resumes us once they are all sent, so the send
+  queue is the one buffer, and a large frame goes over in pieces the socket
+  takes whole (asyncio before 3.12 copies what a write leaves behind, twice).
+  When a piece is left over, the rest of that frame heads the queue ("cut"),
+  and control frames go right after it, never inside it. With
+  ``coalesce_frames`` every frame goes through the queue, written by one
+  callback per loop iteration or as soon as ``send_queue_size`` wait, each
+  keeping its own frame. ``send_queue_size`` bounds the queue: a full queue
+  makes ``send*`` wait (backpressure), or raise ``WebSocketTimeout`` after
+  ``timeout``.
 - Closing: whoever closes first, the connection ends in ``connection_lost``,
   which settles every waiter. Until then ``recv`` hands out what is queued;
   after a failure it does so only with ``drain_on_error``.
@@ -59,11 +66,17 @@ _BINARY = WsFlag.BINARY
 _OPEN = State.OPEN
 # Close codes after which iteration ends quietly instead of raising.
 _NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
+# A frame larger than this goes to the transport in pieces of this size, and
+# queued frames are joined into one write only while they add up to at most
+# _JOIN_MAX (a join copies them all).
+_WRITE_CHUNK = 256 * 1024
+_JOIN_MAX = 64 * 1024
 # Polling period of flush() once the send queue is empty and only the
 # transport's own buffer is left to go: asyncio has no "buffer empty" callback.
 _FLUSH_POLL = 0.001
 
 Message = tuple[bytes, WsFlag]
+Chunk = bytes | memoryview
 
 
 def _compact_dumps(obj: Any) -> str:
@@ -100,6 +113,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         "_coalesce",
         "_drain_scheduled",
         "_write_paused",
+        "_cut",
         "close_timeout",
         "_close_info",
         "_lost",
@@ -169,12 +183,14 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         # Sending
         # Lists, not deques: the queue is drained whole, and an empty deque
         # costs 760 bytes on each of thousands of connections.
-        self._send_queue: list[bytes] = []
+        self._send_queue: list[Chunk] = []
         self._send_queue_size = send_queue_size
         self._send_waiters: list[asyncio.Future[None]] = []
         self._coalesce = coalesce_frames
         self._drain_scheduled = False
         self._write_paused = False
+        #: Whether the send queue starts with the unwritten rest of a frame.
+        self._cut = False
 
         # Closing
         self.close_timeout = close_timeout
@@ -335,7 +351,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             payload = payload.encode()
         if self._close_info is not None or not self._open:
             raise self._closed_error()
-        self._transport.write(self._conn.ping(bytes(payload)))  # type: ignore[union-attr]
+        self._write_control_frames([self._conn.ping(bytes(payload))])
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued message has been written to the socket."""
@@ -518,7 +534,30 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         elif queue or self._write_paused:
             queue.append(frame)
         else:
-            self._transport.write(frame)  # type: ignore[union-attr]
+            self._write_frame(frame)
+
+    def _write_frame(self, frame: Chunk) -> bool:
+        """Write one frame; a large one a piece at a time while the socket takes
+        each piece whole. Paused in the middle, the rest heads the send queue.
+
+        Returns whether the transport paused us.
+        """
+        transport = self._transport
+        assert transport is not None
+        size = len(frame)
+        if size <= _WRITE_CHUNK:
+            transport.write(frame)
+            return self._write_paused
+        view = memoryview(frame)
+        for start in range(0, size, _WRITE_CHUNK):
+            end = start + _WRITE_CHUNK
+            transport.write(view[start:end])
+            if self._write_paused:
+                if end < size:
+                    self._send_queue.insert(0, view[end:])
+                    self._cut = True
+                return True
+        return False
 
     async def _wait_send_space(self, timeout: float | None) -> None:
         loop = self._loop
@@ -548,16 +587,20 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._drain_send_queue()
 
     def _drain_send_queue(self) -> None:
-        """Hand every queued frame to the transport in one call."""
+        """Hand queued frames to the transport until it has them all or pauses us."""
         queue = self._send_queue
         transport = self._transport
         if not queue or self._write_paused or transport is None or transport.is_closing():
             return
         self._send_queue = []
-        if len(queue) == 1:
-            transport.write(queue[0])
+        self._cut = False
+        if len(queue) > 1 and sum(map(len, queue)) <= _JOIN_MAX:
+            transport.writelines(queue)  # small frames: one system call
         else:
-            transport.writelines(queue)
+            for i, frame in enumerate(queue):
+                if self._write_frame(frame):
+                    self._send_queue.extend(queue[i + 1 :])
+                    break
         self._wake_senders()
 
     def _wake_senders(self) -> None:
@@ -566,9 +609,21 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
                 waiter.set_result(None)
 
     def _write_control(self) -> None:
-        out = self._conn.data_to_send()
-        if out and self._transport is not None and not self._transport.is_closing():
-            self._transport.writelines(out) if len(out) > 1 else self._transport.write(out[0])
+        self._write_control_frames(self._conn.data_to_send())
+
+    def _write_control_frames(self, frames: list[bytes]) -> None:
+        """Write control frames ahead of queued messages, but after the rest of a
+        cut frame: the bytes of two frames never interleave (§5.4 lets control
+        frames in between the frames of a message, not inside one)."""
+        transport = self._transport
+        if not frames or transport is None or transport.is_closing():
+            return
+        if self._cut:
+            self._send_queue[1:1] = frames
+        elif len(frames) == 1:
+            transport.write(frames[0])
+        else:
+            transport.writelines(frames)
 
     # Private methods: closing
 
@@ -711,6 +766,13 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # No buffering in a TCP transport: see "Sending" in the module
+        # docstring. A TLS transport keeps its defaults: it buffers in its TLS
+        # layer anyway, and asyncio's pauses at a limit of 0 with nothing
+        # buffered (it compares the size with >=), so it would never write.
+        if transport.get_extra_info("sslcontext") is None:
+            with contextlib.suppress(NotImplementedError):  # a transport without limits
+                transport.set_write_buffer_limits(0)  # type: ignore[attr-defined]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # One buffer per thread, shared by every connection (see the parser).
@@ -734,7 +796,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         if out:
             if self._write_paused:
                 out = self._hold_pongs(out)
-            self._transport.writelines(out)  # type: ignore[union-attr]
+            self._write_control_frames(out)
         events = conn.events_received()
         if events or conn.failure is not None:
             self._handle_events(events)
@@ -782,7 +844,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._write_paused = False
         if self._held_pong is not None:
             pong, self._held_pong = self._held_pong, None
-            self._transport.write(pong)  # type: ignore[union-attr]
+            self._write_control_frames([pong])
         if self._send_queue:
             self._drain_send_queue()
 
@@ -822,7 +884,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._ping_count += 1
         payload = b"ka%d" % self._ping_count
         self._ping_sent = (payload, now)
-        self._transport.write(self._conn.ping(payload))
+        self._write_control_frames([self._conn.ping(payload)])
         self._keepalive_timer = self._loop.call_later(min(interval, timeout), self._keepalive)
 
     def _fail_keepalive(self, timeout: float) -> None:
