@@ -16,7 +16,7 @@ if os.environ.get("RAPIDWS_NO_SPEEDUPS"):
     ACCELERATED = False
 else:
     try:
-        from ._speedups import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        from ._speedups import (  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
             PayloadBuffer,
             apply_mask,
             build_frame,

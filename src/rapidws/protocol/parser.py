@@ -128,7 +128,7 @@ class FrameParser:
         if large is not None and self._large_length - self._large_filled >= DIRECT_READ_MIN:
             filled = self._large_filled
             if filled == len(large):
-                large = self._grow()
+                large = self._grow(filled)
             with large.view() as whole:
                 view = self._view = whole[filled:]
             return view
@@ -261,7 +261,7 @@ class FrameParser:
         used = 0
         while used < want:
             if filled == len(large):
-                large = self._grow()
+                large = self._grow(filled)
             step = min(want - used, len(large) - filled)
             with large.view() as dest:
                 dest[filled : filled + step] = data[used : used + step]
@@ -272,11 +272,11 @@ class FrameParser:
             self._finish(frames)
         return used
 
-    def _grow(self) -> PayloadBuffer:
-        """A larger buffer for the large frame, full so far: twice its bytes, at most."""
+    def _grow(self, filled: int) -> PayloadBuffer:
+        """A larger buffer for the large frame, whose ``filled`` bytes fill the
+        current one: twice as large, at most the frame."""
         old = self._large
         assert old is not None
-        filled = self._large_filled
         large = PayloadBuffer(min(self._large_length, 2 * filled))
         with old.view() as src, large.view() as dest:
             dest[:filled] = src
