@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from rapidws.flags import WsFlag
+from rapidws.protocol import _fallback
 from rapidws.protocol import parser as parser_module
 from rapidws.protocol.connection import Connection, Side
 from rapidws.protocol.frames import Frame, MaskKeys, Opcode, build_frame
@@ -90,6 +91,27 @@ class TestPayloadBuffer:
         view[:] = b"XXXXXX"  # the storage outlives take(); the payload does not change
         assert payload == b"stable"
         view.release()
+
+    def test_c_take_hands_out_its_storage_without_a_copy(self) -> None:
+        speedups = pytest.importorskip("rapidws.protocol._speedups")
+        size = 1 << 20
+        for held in (False, True):
+            buf = speedups.PayloadBuffer(size)
+            view = buf.view()
+            view[:] = bytes(size)
+            if not held:
+                view.release()
+            tracemalloc.start()
+            try:
+                payload = buf.take(size, b"\x01\x02\x03\x04")
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert payload == b"\x01\x02\x03\x04" * (size // 4)
+            # No view left: the storage itself, unmasked in place. A view
+            # still held: a copy, since the view could write into it later.
+            assert (peak >= size) is held
+            view.release()
 
     def test_taken_buffer_is_empty(self, impl: HotFunctions) -> None:
         buf = impl.PayloadBuffer(3)
@@ -247,6 +269,27 @@ class TestReadStraightIntoTheFrame:
 
 def chunks_of(data: bytes, size: int) -> Iterator[bytes]:
     return (data[i : i + size] for i in range(0, len(data), size))
+
+
+class TestCopies:
+    def test_c_reads_a_large_frame_into_the_payload_itself(self, large: HotFunctions) -> None:
+        # Through read_buffer, a 1 MiB frame costs one allocation of its size
+        # with the C PayloadBuffer (the payload, filled by the reads), two
+        # with the pure-Python one (its bytearray, then the bytes).
+        payload = pattern(1 << 20)
+        wire = build_frame(Opcode.BINARY, payload)
+        chunks = list(chunks_of(wire, 300_000))
+        parser = FrameParser(expect_masked=False)
+        parser.read_buffer()  # the shared buffer exists before measuring
+        tracemalloc.start()
+        try:
+            frames = read_stream(parser, chunks)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert frames == [Frame(Opcode.BINARY, payload)]
+        copies = 2 if large.PayloadBuffer is _fallback.PayloadBuffer else 1
+        assert copies << 20 < peak < (copies << 20) + 256 * 1024
 
 
 class TestBoundedAllocation:
