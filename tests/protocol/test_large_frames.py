@@ -83,13 +83,17 @@ class TestPayloadBuffer:
             view[:] = b"12345678"
         assert buf.take(5, b"\x00\x00\x00\x01") == b"12355"
 
-    def test_a_view_held_at_take_cannot_change_the_payload(self, impl: HotFunctions) -> None:
+    @pytest.mark.parametrize("mask", [None, b"\x00\x00\x00\x20"])
+    def test_a_view_held_at_take_cannot_change_the_payload(
+        self, impl: HotFunctions, mask: bytes | None
+    ) -> None:
         buf = impl.PayloadBuffer(6)
         view = buf.view()
         view[:] = b"stable"
-        payload = buf.take(6, None)
+        payload = buf.take(6, mask)
+        assert view.tobytes() == b"stable"  # unmasked into a copy, not in place
         view[:] = b"XXXXXX"  # the storage outlives take(); the payload does not change
-        assert payload == b"stable"
+        assert payload == (b"stable" if mask is None else b"staBle")
         view.release()
 
     def test_c_take_hands_out_its_storage_without_a_copy(self) -> None:

@@ -232,8 +232,7 @@ class PayloadBuffer:
         if mask is not None:
             mask = _mask_key(mask)
         self._buf = None
-        if nbytes < len(buf):
-            buf = buf[:nbytes]  # a copy: a view may still hold the buffer
-        if mask is not None:
-            _mask_in_place(buf, 0, mask)  # ours alone now: no copy to mask
-        return bytes(buf)
+        data = buf if nbytes == len(buf) else memoryview(buf)[:nbytes]
+        # Unmasked into a copy, as the C does while a view is held: the
+        # storage itself never changes.
+        return bytes(data) if mask is None else apply_mask(data, mask)
