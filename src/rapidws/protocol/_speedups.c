@@ -403,7 +403,8 @@ exit:
    hands out that very object (unmasked in place) when every byte was
    written and no view of it is left, so the payload is never copied after
    the kernel wrote it. While a view exists the object stays here and take()
-   copies: a bytes object, once out, never changes. */
+   copies: a bytes object, once out, never changes. Like the parser that owns
+   it, one is used by one thread at a time (exports is a plain counter). */
 typedef struct {
     PyObject_HEAD
     PyObject *bytes;    /* the storage; NULL for size 0 */
