@@ -17,8 +17,19 @@ from rapidws.protocol import _fallback
 BytesLike = bytes | bytearray | memoryview
 
 
+class PayloadBufferLike(Protocol):
+    """An instance of ``PayloadBuffer``."""
+
+    def __len__(self) -> int: ...
+    def view(self) -> memoryview: ...
+    def take(self, nbytes: int, mask: BytesLike | None, /) -> bytes: ...
+
+
 class HotFunctions(Protocol):
     """The functions ``_fallback.py`` specifies and ``_speedups.c`` mirrors."""
+
+    @staticmethod
+    def PayloadBuffer(size: int, /) -> PayloadBufferLike: ...
 
     @staticmethod
     def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes: ...

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ACCELERATED", "apply_mask", "build_frame", "parse_frames"]
+__all__ = ["ACCELERATED", "PayloadBuffer", "apply_mask", "build_frame", "parse_frames"]
 
 if os.environ.get("RAPIDWS_NO_SPEEDUPS"):
-    from ._fallback import apply_mask, build_frame, parse_frames
+    from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames
 
     ACCELERATED = False
 else:
     try:
-        from ._speedups import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        from ._speedups import (  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
+            PayloadBuffer,
             apply_mask,
             build_frame,
             parse_frames,
@@ -24,6 +25,6 @@ else:
 
         ACCELERATED = True
     except ImportError:
-        from ._fallback import apply_mask, build_frame, parse_frames
+        from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames
 
         ACCELERATED = False

@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["apply_mask", "build_frame", "parse_frames"]
+__all__ = ["PayloadBuffer", "apply_mask", "build_frame", "parse_frames"]
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -186,3 +186,53 @@ def parse_frames(
         append(make_frame(opcode, payload, bool(b0 & 0x80), bool(b0 & 0x40)))
         pos = stop
     return pos
+
+
+class PayloadBuffer:
+    """The payload of one large frame, written in place as it arrives.
+
+    ``PayloadBuffer(size)`` holds ``size`` bytes; ``view()`` is a writable
+    memoryview of all of them, for ``recv_into`` (the parser reads the network
+    straight into it) or slice assignment. ``take(nbytes, mask)`` returns the
+    first ``nbytes`` as ``bytes``, unmasked with the 4-byte ``mask`` unless it
+    is None, and empties the buffer: ``len()`` is 0 after it and ``view`` and
+    ``take`` raise.
+
+    Here ``take`` copies. The C twin starts with an uninitialised ``bytes``
+    object and, when every byte was written (``nbytes == len(self)``) and no
+    view is still held, returns that very object, unmasked in place: the
+    payload is never copied after the kernel wrote it. A view still held at
+    ``take`` gets a copy instead, so nothing can change the ``bytes`` once it
+    is out. Bytes past ``nbytes`` are never returned.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, size: int, /) -> None:
+        if operator.index(size) < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self._buf: bytearray | None = bytearray(size)
+
+    def __len__(self) -> int:
+        return 0 if self._buf is None else len(self._buf)
+
+    def view(self) -> memoryview:
+        """A writable view of the whole buffer; release it when done."""
+        if self._buf is None:
+            raise BufferError("the payload was taken")
+        return memoryview(self._buf)
+
+    def take(self, nbytes: int, mask: BytesLike | None, /) -> bytes:
+        """The first ``nbytes`` (unmasked with ``mask`` unless None); empties the buffer."""
+        buf = self._buf
+        if buf is None:
+            raise BufferError("the payload was taken")
+        if not 0 <= operator.index(nbytes) <= len(buf):
+            raise ValueError(f"nbytes must be in 0..{len(buf)}, got {nbytes}")
+        if mask is not None:
+            mask = _mask_key(mask)
+        self._buf = None
+        data = buf if nbytes == len(buf) else memoryview(buf)[:nbytes]
+        # Unmasked into a copy, as the C does while a view is held: the
+        # storage itself never changes.
+        return bytes(data) if mask is None else apply_mask(data, mask)

@@ -8,6 +8,7 @@
  *   build_frame(opcode, payload, fin, rsv1, mask, /) -> bytes
  *   parse_frames(buf, frames, make_frame, expect_masked, rsv1_allowed,
  *                max_size, /) -> int
+ *   PayloadBuffer(size, /): view() -> memoryview, take(nbytes, mask, /) -> bytes
  *
  * Masking (RFC 6455 §5.3) runs 32 bytes at a time with AVX2 when the CPU has
  * it (chosen at run time, so the module builds with the compiler's default
@@ -395,6 +396,200 @@ exit:
     return result;
 }
 
+/* ------------------------------------------------------------ PayloadBuffer */
+
+/* The payload of one large frame, read from the network straight into an
+   uninitialised bytes object that nothing else can see yet; take() then
+   hands out that very object (unmasked in place) when every byte was
+   written and no view of it is left, so the payload is never copied after
+   the kernel wrote it. While a view exists the object stays here and take()
+   copies: a bytes object, once out, never changes. Like the parser that owns
+   it, one is used by one thread at a time (exports is a plain counter). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *bytes;    /* the storage; NULL for size 0 */
+    Py_ssize_t exports; /* buffers handed out and not released yet */
+    int taken;          /* take() was called: empty from then on */
+} PayloadBufferObject;
+
+static PyObject *
+payload_buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PayloadBufferObject *self;
+    PyObject *index;
+    Py_ssize_t size;
+
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "PayloadBuffer() takes no keyword arguments");
+        return NULL;
+    }
+    if (!check_nargs("PayloadBuffer", PyTuple_GET_SIZE(args), 1)) {
+        return NULL;
+    }
+    if ((index = PyNumber_Index(PyTuple_GET_ITEM(args, 0))) == NULL) {
+        return NULL;
+    }
+    size = PyLong_AsSsize_t(index);
+    Py_DECREF(index);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_Format(PyExc_ValueError, "size must be >= 0, got %zd", size);
+        return NULL;
+    }
+    self = (PayloadBufferObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    /* Uninitialised: the caller writes every byte that take() returns whole. */
+    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (self->bytes == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+payload_buffer_dealloc(PayloadBufferObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    /* No view is left: each holds a reference to self. */
+    Py_XDECREF(self->bytes);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type); /* instances of a heap type own a reference to it */
+}
+
+static Py_ssize_t
+payload_buffer_len(PayloadBufferObject *self)
+{
+    return self->taken ? 0 : PyBytes_GET_SIZE(self->bytes);
+}
+
+static int
+payload_buffer_getbuffer(PayloadBufferObject *self, Py_buffer *view, int flags)
+{
+    if (self->taken) {
+        PyErr_SetString(PyExc_BufferError, "the payload was taken");
+        view->obj = NULL;
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, PyBytes_AS_STRING(self->bytes),
+                          PyBytes_GET_SIZE(self->bytes), 0, flags) < 0) {
+        return -1;
+    }
+    self->exports++;
+    return 0;
+}
+
+static void
+payload_buffer_releasebuffer(PayloadBufferObject *self, Py_buffer *view)
+{
+    self->exports--;
+}
+
+static PyObject *
+payload_buffer_view(PayloadBufferObject *self, PyObject *unused)
+{
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *
+payload_buffer_take(PayloadBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer mask = {0};
+    PyObject *index, *result;
+    Py_ssize_t nbytes, size;
+    const uint8_t *src;
+
+    if (!check_nargs("take", nargs, 2)) {
+        return NULL;
+    }
+    if (self->taken) {
+        PyErr_SetString(PyExc_BufferError, "the payload was taken");
+        return NULL;
+    }
+    if ((index = PyNumber_Index(args[0])) == NULL) {
+        return NULL;
+    }
+    nbytes = PyLong_AsSsize_t(index);
+    Py_DECREF(index);
+    if (nbytes == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        nbytes = -1; /* out of range either way */
+    }
+    size = PyBytes_GET_SIZE(self->bytes);
+    if (nbytes < 0 || nbytes > size) {
+        PyErr_Format(PyExc_ValueError, "nbytes must be in 0..%zd, got %S", size, args[0]);
+        return NULL;
+    }
+    if (args[1] != Py_None && get_mask(args[1], &mask) < 0) {
+        return NULL;
+    }
+    self->taken = 1;
+    if (nbytes == size && self->exports == 0 && Py_REFCNT(self->bytes) == 1) {
+        /* Every byte written, no view left to write more: hand it out. */
+        result = self->bytes;
+        self->bytes = NULL;
+        if (mask.obj != NULL) {
+            uint8_t *buf = (uint8_t *)PyBytes_AS_STRING(result);
+            mask_copy(buf, buf, nbytes, mask.buf);
+        }
+        PyBuffer_Release(&mask);
+        return result;
+    }
+    /* A view may still write into the storage (it stays alive with self):
+       copy. */
+    src = (const uint8_t *)PyBytes_AS_STRING(self->bytes);
+    result = PyBytes_FromStringAndSize(NULL, nbytes);
+    if (result != NULL) {
+        if (mask.obj != NULL) {
+            mask_copy((uint8_t *)PyBytes_AS_STRING(result), src, nbytes, mask.buf);
+        }
+        else if (nbytes > 0) {
+            memcpy(PyBytes_AS_STRING(result), src, (size_t)nbytes);
+        }
+    }
+    if (self->exports == 0) {
+        Py_CLEAR(self->bytes);
+    }
+    PyBuffer_Release(&mask);
+    return result;
+}
+
+static PyMethodDef payload_buffer_methods[] = {
+    {"view", (PyCFunction)payload_buffer_view, METH_NOARGS,
+     "view()\n--\n\nA writable memoryview of the whole buffer; release it when done."},
+    {"take", (PyCFunction)(void (*)(void))payload_buffer_take, METH_FASTCALL,
+     "take(nbytes, mask, /)\n--\n\nThe first nbytes, unmasked with mask unless None; "
+     "empties the buffer."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot payload_buffer_slots[] = {
+    {Py_tp_new, payload_buffer_new},
+    {Py_tp_dealloc, payload_buffer_dealloc},
+    {Py_tp_methods, payload_buffer_methods},
+    {Py_sq_length, payload_buffer_len},
+    {Py_bf_getbuffer, payload_buffer_getbuffer},
+    {Py_bf_releasebuffer, payload_buffer_releasebuffer},
+    {Py_tp_doc, "PayloadBuffer(size, /)\n--\n\nThe payload of one large frame, written in "
+                "place as it arrives (see _fallback.PayloadBuffer)."},
+    {0, NULL},
+};
+
+static PyType_Spec payload_buffer_spec = {
+    .name = "rapidws.protocol._speedups.PayloadBuffer",
+    .basicsize = sizeof(PayloadBufferObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = payload_buffer_slots,
+};
+
 /* ------------------------------------------------------------ module */
 
 static PyMethodDef speedups_methods[] = {
@@ -418,6 +613,14 @@ speedups_exec(PyObject *module)
     __builtin_cpu_init();
     have_avx2 = __builtin_cpu_supports("avx2");
 #endif
+    PyObject *type = PyType_FromModuleAndSpec(module, &payload_buffer_spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "PayloadBuffer", type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
     return 0;
 }
 

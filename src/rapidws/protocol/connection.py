@@ -188,7 +188,8 @@ class Connection:
 
         Then ``read_done(nbytes)`` instead of ``receive_data``: reads then
         allocate nothing, and a large frame is read straight into its own
-        buffer. The buffer is only valid until ``read_done`` returns.
+        buffer (``FrameParser.read_buffer``). The buffer is only valid until
+        ``read_done`` returns.
         """
         return self._parser.read_buffer()
 
