@@ -45,9 +45,11 @@ class TestSection5_3MaskingAlgorithm:
     @pytest.mark.parametrize(
         "size",
         # Around the 8-byte word, 16-byte (SSE2, NEON) and 32-byte (AVX2) strides
-        # of the C, its 64-byte AVX2 cut-in, and the fallback's algorithm switch.
+        # of the C, its 64-byte AVX2 cut-in, the fallback's algorithm switch and
+        # the edges of the fallback's 64 KiB pieces.
         [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 39, 40, 63, 64, 65, 95, 96, 97]
-        + [127, 128, 129, THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 4096, 5000],
+        + [127, 128, 129, THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 4096, 5000]
+        + [65535, 65536, 65537, 2 * 65536 + 3],
     )
     def test_matches_reference_at_edge_sizes(self, impl: HotFunctions, size: int) -> None:
         rng = random.Random(size)

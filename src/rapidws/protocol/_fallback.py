@@ -20,12 +20,18 @@ BytesLike = bytes | bytearray | memoryview
 
 # Below this size, XOR through Python integers wins (one big-int operation,
 # ~1 µs at 64 B); above it, four translate tables over strided slices win
-# (~430 MB/s against ~180 MB/s at 1 MiB on the reference machine).
+# (~1.2 GB/s against ~0.45 GB/s at 1 MiB, in 64 KiB pieces, on the machine
+# of the benchmarks).
 _INT_XOR_MAX = 2048
 
 # _TABLES[k][b] == b ^ k: bytes.translate() applies an XOR with one key byte
 # to a whole strided slice in C.
 _TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
+
+# Large payloads are masked in pieces of this size (a multiple of 4, so every
+# piece starts at key byte 0): the strided slices of one piece stay in the CPU
+# cache, which makes masking 1 MiB about twice as fast as one pass over it.
+_MASK_PIECE = 64 * 1024
 
 # RFC 6455 §5.2: opcodes 0-2 and 8-10 are defined; bit n is set for opcode n.
 _KNOWN_OPCODES = 0b0000_0111_0000_0111
@@ -46,16 +52,22 @@ def apply_mask(data: BytesLike, mask: BytesLike, /) -> bytes:
         # to_bytes(n) since the XOR cannot set bits above the data's length.
         mask_int = int.from_bytes(mask * ((n + 3) >> 2), "little")
         return (data_int ^ mask_int).to_bytes((n + 3) & ~3, "little")[:n]
-    out = bytearray(data)
-    _mask_in_place(out, 0, mask)
-    return bytes(out)
+    return b"".join(_masked_pieces(data, mask))
 
 
-def _mask_in_place(out: bytearray, start: int, mask: bytes) -> None:
-    """XOR ``out[start:]`` with the key: one translate per key byte, each over
-    a strided slice (all four run in C)."""
-    for i in range(4):
-        out[start + i :: 4] = out[start + i :: 4].translate(_TABLES[mask[i]])
+def _masked_pieces(data: bytes | memoryview, mask: bytes) -> list[bytearray]:
+    """``data`` XORed with the key, as masked copies of its ``_MASK_PIECE``-byte
+    pieces: one translate per key byte and piece, each over a strided slice
+    (all four run in C)."""
+    view = memoryview(data)
+    tables = [_TABLES[k] for k in mask]
+    pieces = []
+    for start in range(0, len(view), _MASK_PIECE):
+        piece = bytearray(view[start : start + _MASK_PIECE])
+        for i in range(4):
+            piece[i::4] = piece[i::4].translate(tables[i])
+        pieces.append(piece)
+    return pieces
 
 
 def _byte_view(obj: BytesLike) -> memoryview:
@@ -105,12 +117,8 @@ def build_frame(
         return header + payload
     if length <= _INT_XOR_MAX:
         return header + mask + apply_mask(payload, mask)
-    # Large: one buffer masked in place, not a masked copy then a concatenation.
-    out = bytearray(header)
-    out += mask
-    out += payload
-    _mask_in_place(out, len(header) + 4, mask)
-    return bytes(out)
+    # Large: the masked pieces joined behind the header in one copy.
+    return b"".join([header, mask, *_masked_pieces(payload, mask)])
 
 
 def parse_frames(
