@@ -42,6 +42,9 @@ __all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket", "REDIRECT_STA
 #: RFC 9110 §15.4: the statuses whose Location a client follows (300 and 304 are not).
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+# asyncio.timeout_at (3.11+); wait_for on 3.10.
+_timeout_at = getattr(asyncio, "timeout_at", None)
+
 # Fields that belong to one origin: dropped from the user's headers when a
 # redirect leads elsewhere.
 _ORIGIN_BOUND_FIELDS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -90,9 +93,21 @@ class ConnectOptions:
     user_agent: str | None = DEFAULT_USER_AGENT
     tls: TLSOptions | None = None
     _proxy_cache: dict[str, ProxyURL] = field(default_factory=dict)
+    #: The first URL asked about and its answer: the session checks the first
+    #: hop before any I/O, and the connection then uses that same answer.
+    _first_hop: tuple[WsURL, ProxyURL | None] | None = None
 
     def proxy_for(self, url: WsURL) -> ProxyURL | None:
         """The proxy that ``url`` goes through, parsed; None for a direct connection."""
+        first = self._first_hop
+        if first is not None and first[0] is url:
+            return first[1]
+        proxy = self._select(url)
+        if first is None:
+            self._first_hop = (url, proxy)
+        return proxy
+
+    def _select(self, url: WsURL) -> ProxyURL | None:
         if self.unix_socket is not None:
             return None
         spec = select_proxy(
@@ -148,6 +163,12 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
             coro = _open_once(url, options, headers, hop_auth, phase, cut_off)
             if deadline is None:
                 ws = await coro
+            elif _timeout_at is not None and asyncio.current_task() is not None:
+                # A timer that cancels this task: no Task per connection (as
+                # wait_for makes on 3.11), so no loop iterations to start it
+                # and to hand its result back.
+                async with _timeout_at(deadline):
+                    ws = await coro
             else:
                 ws = await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:

@@ -139,6 +139,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         self._on_lost: list[Callable[[AsyncWebSocket], None]] = []
+        # close() calls waiting for connection_lost, each on its own future so
+        # that cancelling one leaves _lost and the others alone.
+        self._close_waiters: list[asyncio.Future[None]] = []
 
         # Keepalive: a PING every ping_interval; no PONG within ping_timeout
         # means the peer is gone (see _keepalive).
@@ -350,11 +353,17 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             if not self._lost.done():
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 timer = None if remaining is None else loop.call_later(remaining, transport.abort)
+                # Settled by connection_lost itself: no shield, whose callbacks
+                # would cost two more loop iterations per close.
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._close_waiters.append(waiter)
                 try:
-                    await asyncio.shield(self._lost)
+                    await waiter
                 finally:
                     if timer is not None:
                         timer.cancel()
+                    if waiter in self._close_waiters:  # cancelled or timed out
+                        self._close_waiters.remove(waiter)
         except asyncio.CancelledError:
             transport.abort()
             raise
@@ -720,6 +729,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             self._wake_senders()
         if not self._lost.done():
             self._lost.set_result(None)
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         for callback in self._on_lost:
             callback(self)
         self._on_lost.clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
@@ -66,7 +67,9 @@ def _set(phase: list[str] | None, text: str) -> None:
         phase[0] = text
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(host: str) -> bool:
+    # Cached: ip_address() costs microseconds, and a client dials few hosts.
     try:
         ipaddress.ip_address(host)
     except ValueError:
