@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable, Generator, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, final
+from typing import Any, TypeVar, final
 from urllib.parse import urljoin
 
 from ..errors import HandshakeError, InvalidStatus, TooManyRedirects, WebSocketTimeout
@@ -42,8 +43,7 @@ __all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket", "REDIRECT_STA
 #: RFC 9110 §15.4: the statuses whose Location a client follows (300 and 304 are not).
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
-# asyncio.timeout_at (3.11+); wait_for on 3.10.
-_timeout_at = getattr(asyncio, "timeout_at", None)
+_T = TypeVar("_T")
 
 # Fields that belong to one origin: dropped from the user's headers when a
 # redirect leads elsewhere.
@@ -163,14 +163,8 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
             coro = _open_once(url, options, headers, hop_auth, phase, cut_off)
             if deadline is None:
                 ws = await coro
-            elif _timeout_at is not None and asyncio.current_task() is not None:
-                # A timer that cancels this task: no Task per connection (as
-                # wait_for makes on 3.11), so no loop iterations to start it
-                # and to hand its result back.
-                async with _timeout_at(deadline):
-                    ws = await coro
             else:
-                ws = await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
+                ws = await _before(deadline, coro)
         except asyncio.TimeoutError:
             if cut_off:
                 raise cut_off[0] from None
@@ -217,6 +211,52 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         if options.cookies is not None and ws.response is not None:
             options.cookies.store(url, ws.response.headers.items())
         return ws
+
+
+async def _before(deadline: float, coro: Coroutine[Any, Any, _T]) -> _T:
+    """``await coro``, cancelled at loop time ``deadline`` with TimeoutError.
+
+    What ``asyncio.timeout_at`` (3.11+) does, for less: a timer that cancels
+    the current task. Not ``wait_for``, which on 3.11 runs ``coro`` in a Task
+    of its own, at two loop iterations to start it and to collect its result.
+    """
+    task = asyncio.current_task()
+    if task is None:  # driven outside a task: nothing to cancel
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
+    # 3.11+ counts the cancellations asked for: one more than now at the end
+    # means someone else cancelled the task too, and that wins.
+    cancelling = 0
+    if sys.version_info >= (3, 11):
+        cancelling = task.cancelling()
+    expired: list[bool] = []
+    timer = asyncio.get_running_loop().call_at(deadline, _expire, task, expired)
+    try:
+        result = await coro
+    except asyncio.CancelledError:
+        if not expired or (_uncancel(task) > cancelling):
+            raise
+        raise asyncio.TimeoutError from None
+    except BaseException:
+        if expired:
+            _uncancel(task)
+        raise
+    finally:
+        timer.cancel()
+    if expired:  # cancelled too late to interrupt anything
+        _uncancel(task)
+    return result
+
+
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    if sys.version_info >= (3, 11):
+        return task.uncancel()
+    return 0
+
+
+def _expire(task: asyncio.Task[Any], expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
 
 
 def _redirect_target(url: WsURL, location: str, exc: InvalidStatus) -> WsURL:
@@ -283,6 +323,18 @@ async def _open_once(
         order=options.header_order,
     )
     user_agent = _header(headers, "User-Agent") or DEFAULT_USER_AGENT
+    # Over plain TCP straight to the server, the request goes out from
+    # connection_made, as soon as the socket is connected.
+    early = ssl_context is None and proxy is None
+    waiter = None
+    if early:
+        waiter = ws._begin_handshake(
+            request,
+            key=key,
+            subprotocols=options.subprotocols,
+            deflate_offers=options.compression,
+            early=True,
+        )
 
     try:
         transport, _ = await open_transport(
@@ -298,12 +350,14 @@ async def _open_once(
         )
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        await ws._begin_handshake(
-            request,
-            key=key,
-            subprotocols=options.subprotocols,
-            deflate_offers=options.compression,
-        )
+        if waiter is None:
+            waiter = ws._begin_handshake(
+                request,
+                key=key,
+                subprotocols=options.subprotocols,
+                deflate_offers=options.compression,
+            )
+        await waiter
     except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
         if isinstance(exc, asyncio.CancelledError):

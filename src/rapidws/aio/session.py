@@ -56,9 +56,14 @@ def _merge(session_value: T, call_value: T | _Unset) -> T:
 def _merge_headers(session: HeadersLike | None, call: HeadersLike | None) -> Headers:
     """Session headers, then the call's: a call header replaces one of the same name."""
     merged = Headers(session)
-    for name, value in Headers(call).items():
-        merged.set(name, value)
+    if call is not None:
+        for name, value in Headers(call).items():
+            merged.set(name, value)
     return merged
+
+
+#: What ``compression="deflate"`` offers (DeflateOptions is immutable: shared).
+_DEFAULT_OFFERS = offers_from_option("deflate")
 
 
 def _profile(name: str | None) -> Profile | None:
@@ -365,7 +370,7 @@ class AsyncSession:
         proxies_value = _check_proxies(_merge(self.proxies, proxies))
         sent_origin = _check_optional_str("origin", _merge(self.origin, origin))
         profile = _profile(_merge(self.impersonate, impersonate))
-        offers = offers_from_option(compression)
+        offers = _DEFAULT_OFFERS if compression == "deflate" else offers_from_option(compression)
         if profile is not None:
             merged_headers, sent_origin = _impersonated_headers(
                 profile, merged_headers, sent_origin, target

@@ -101,6 +101,8 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._body_reader: BodyReader | None = None
         self._response: Response | None = None
         self._handshake_waiter: asyncio.Future[None] = self._loop.create_future()
+        # The upgrade request, when connection_made is to send it (plain TCP).
+        self._early_request: bytes | None = None
         #: The server's 101 response, once the connection is open.
         self.response: Response | None = None
         #: The subprotocol the server chose, or None.
@@ -579,12 +581,21 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         key: str,
         subprotocols: tuple[str, ...],
         deflate_offers: tuple[DeflateOptions, ...] = (),
+        early: bool = False,
     ) -> asyncio.Future[None]:
+        """Send the upgrade ``request``; the future is settled by the response.
+
+        ``early``: called before the connection exists, so ``connection_made``
+        sends the request, in the same loop iteration the socket connects.
+        """
         self._key = key
         self._subprotocols = subprotocols
         self._deflate_offers = deflate_offers
         self._response_parser = ResponseParser()
-        self._transport.write(request)  # type: ignore[union-attr]
+        if early:
+            self._early_request = request
+        else:
+            self._transport.write(request)  # type: ignore[union-attr]
         return self._handshake_waiter
 
     def _handshake_data(self, data: bytes) -> None:
@@ -669,6 +680,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        request = self._early_request
+        if request is not None:
+            self._early_request = None
+            self._transport.write(request)  # type: ignore[union-attr]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # One buffer per thread, shared by every connection (see the parser).
