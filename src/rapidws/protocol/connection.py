@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import threading
 from dataclasses import dataclass
 
 from ..errors import ProtocolError, WebSocketClosed
@@ -52,6 +54,29 @@ from .parser import FrameParser
 __all__ = ["Side", "State", "Connection", "Ping", "Pong", "CloseReceived", "Event"]
 
 logger = logging.getLogger("rapidws.protocol")
+
+
+class _ThreadMaskKeys(threading.local):
+    """One pool of masking keys per thread, shared by its client connections.
+
+    Many connections send a single frame (their CLOSE): a pool of their own
+    would read 4 KiB from the CSPRNG for those 4 bytes.
+    """
+
+    def __init__(self) -> None:
+        self.keys = MaskKeys()
+
+
+_thread_mask_keys = _ThreadMaskKeys()
+
+
+def _new_mask_keys_after_fork() -> None:
+    # A child process must not draw the keys its parent draws.
+    _thread_mask_keys.keys = MaskKeys()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_mask_keys_after_fork)
 
 
 class Side(enum.Enum):
@@ -118,7 +143,7 @@ class Connection:
         # Role
         self.side = side
         client = side is Side.CLIENT
-        self._mask_keys: MaskKeys | None = MaskKeys() if client else None
+        self._mask_keys: MaskKeys | None = _thread_mask_keys.keys if client else None
         self.autoclose = autoclose
         self.debug = logger.isEnabledFor(logging.DEBUG)
 
