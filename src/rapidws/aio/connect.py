@@ -125,6 +125,20 @@ class ConnectOptions:
         return parsed
 
 
+_offer_headers: dict[tuple[DeflateOptions, ...], str] = {}
+
+
+def _offer_header(offers: tuple[DeflateOptions, ...]) -> str:
+    """``build_offer(offers)``, kept: a session sends the same offer every time."""
+    header = _offer_headers.get(offers)
+    if header is None:
+        header = build_offer(offers)
+        if len(_offer_headers) >= 64:
+            _offer_headers.clear()
+        _offer_headers[offers] = header
+    return header
+
+
 def _same_origin(a: WsURL, b: WsURL) -> bool:
     return (a.secure, a.host, a.port) == (b.secure, b.host, b.port)
 
@@ -147,7 +161,7 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
     headers = options.headers
     auth = options.auth
     first = url
-    seen = {str(url)}
+    seen: set[str] = set()  # the URLs visited, filled at the first redirect
     redirects = 0
     while True:
         cross_origin = not _same_origin(first, url)
@@ -191,6 +205,8 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
                     body=exc.body,
                 ) from None
             redirects += 1
+            if not seen:
+                seen.add(str(first))
             if str(target) in seen:
                 raise TooManyRedirects(
                     f"redirect loop: {url} redirected back to {target}",
@@ -316,7 +332,7 @@ async def _open_once(
         key=key,
         origin=options.origin,
         subprotocols=options.subprotocols,
-        extensions=build_offer(options.compression) if options.compression else None,
+        extensions=_offer_header(options.compression) if options.compression else None,
         headers=hop_headers,
         auth=auth,
         user_agent=options.user_agent,

@@ -280,7 +280,8 @@ def check_response(
     # field contains a value that is not an ASCII case-insensitive match for
     # the value "websocket", the client MUST _Fail the WebSocket Connection_."
     # (We accept "websocket" among other protocols, as browsers do.)
-    upgrade = fields.get_all("Upgrade")
+    values = fields.grouped()
+    upgrade = values.get("upgrade", [])
     if not upgrade:
         raise fail("missing Upgrade header")
     # What nearly every server sends, "Upgrade: websocket", parses to just that.
@@ -296,7 +297,7 @@ def check_response(
     # header field doesn't contain a token that is an ASCII case-insensitive
     # match for the value "Upgrade", the client MUST _Fail the WebSocket
     # Connection_."
-    connection = fields.get_all("Connection")
+    connection = values.get("connection", [])
     if not connection:
         raise fail("missing Connection header")
     if len(connection) != 1 or connection[0].lower() != "upgrade":  # as above
@@ -313,7 +314,7 @@ def check_response(
     # base64-decoded) with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
     # but ignoring any leading and trailing whitespace, the client MUST _Fail
     # the WebSocket Connection_."
-    accept = fields.get_all("Sec-WebSocket-Accept")
+    accept = values.get("sec-websocket-accept", [])
     if not accept:
         raise fail("missing Sec-WebSocket-Accept header")
     if len(accept) > 1:
@@ -330,7 +331,7 @@ def check_response(
     # Parameters are for the extension itself (deflate.py) to check.
     extensions: list[ExtensionHeader] = []
     deflate: PerMessageDeflate | None = None
-    extension_values = fields.get_all("Sec-WebSocket-Extensions")
+    extension_values = values.get("sec-websocket-extensions")
     if extension_values:
         try:
             extensions = parse_extension_list(extension_values)
@@ -352,7 +353,7 @@ def check_response(
     # WebSocket Connection_." RFC 6455 §4.2.2 adds that the server answers
     # with "a single value representing the subprotocol".
     subprotocol: str | None = None
-    protocol_values = fields.get_all("Sec-WebSocket-Protocol")
+    protocol_values = values.get("sec-websocket-protocol")
     if protocol_values:
         try:
             selected = parse_subprotocol_list(protocol_values)
