@@ -145,7 +145,10 @@ def _same_origin(a: WsURL, b: WsURL) -> bool:
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     key = name.lower()
-    return next((value for field_name, value in headers if field_name.lower() == key), None)
+    for field_name, value in headers:
+        if field_name.lower() == key:
+            return value
+    return None
 
 
 async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
