@@ -19,6 +19,7 @@ import functools
 import ipaddress
 import socket
 import ssl
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import ConnectError
@@ -108,18 +109,81 @@ async def _tcp(
     """Connect to the first address that answers; the last error names the hop."""
     loop = asyncio.get_running_loop()
     failure: ConnectError | None = None
+    direct = local_addr is None and isinstance(loop, BaseSelectorEventLoop)
     for address in addresses:
         try:
             with map_errors(hop, host, what):
-                transport, protocol = await loop.create_connection(
-                    protocol_factory, address, port, local_addr=local_addr
-                )
+                if direct and "%" not in address:
+                    transport, protocol = await _connect_ip(loop, protocol_factory, address, port)
+                else:
+                    transport, protocol = await loop.create_connection(
+                        protocol_factory, address, port, local_addr=local_addr
+                    )
         except ConnectError as exc:
             failure = exc
             continue
         return transport, protocol
     assert failure is not None
     raise failure
+
+
+async def _connect_ip(
+    loop: asyncio.AbstractEventLoop,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    address: str,
+    port: int,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """``loop.create_connection(protocol_factory, address, port)`` for an IP address.
+
+    What asyncio's own loop does, less what an IP address does not need: its
+    create_connection and sock_connect each run the address through their
+    resolver shortcut (enum conversions and parsing, ~10 us a connection).
+    Errors are the same: ``OSError(errno, "Connect call failed (address)")``.
+    """
+    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+    if ":" in address:
+        family, sockaddr = socket.AF_INET6, (address, port, 0, 0)
+    else:
+        family, sockaddr = socket.AF_INET, (address, port)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setblocking(False)
+        try:
+            sock.connect(sockaddr)
+        except (BlockingIOError, InterruptedError):
+            # In progress: writable once connected or refused.
+            connected: asyncio.Future[None] = loop.create_future()
+            fd = sock.fileno()
+            loop.add_writer(fd, _connect_done, loop, connected, sock, sockaddr)
+            try:
+                await connected
+            finally:
+                loop.remove_writer(fd)
+        transport, protocol = await loop.create_connection(protocol_factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport, protocol
+
+
+def _connect_done(
+    loop: asyncio.AbstractEventLoop,
+    connected: asyncio.Future[None],
+    sock: socket.socket,
+    sockaddr: tuple[str, int] | tuple[str, int, int, int],
+) -> None:
+    if connected.done():
+        return
+    loop.remove_writer(sock.fileno())  # before the next poll reports it again
+    try:
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError as exc:
+        connected.set_exception(exc)
+        return
+    if error:
+        connected.set_exception(OSError(error, f"Connect call failed {sockaddr}"))
+    else:
+        connected.set_result(None)
 
 
 async def _start_tls(
