@@ -203,7 +203,9 @@ class TestConnectTimeouts:
             with pytest.raises(asyncio.CancelledError):
                 await connecting
             task = asyncio.current_task()
-            assert task is not None and task.cancelling() == 0
+            assert task is not None
+            if sys.version_info >= (3, 11):  # for the type checker: skipped on 3.10
+                assert task.cancelling() == 0
 
     async def test_outside_cancellation_is_not_a_timeout(self, raw_server: StartServer) -> None:
         url = await raw_server(drain_then_close)
