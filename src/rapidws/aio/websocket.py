@@ -353,8 +353,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             if not self._open:
                 transport.abort()
             if not self._lost.done():
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                timer = None if remaining is None else loop.call_later(remaining, transport.abort)
+                timer = None if deadline is None else loop.call_at(deadline, transport.abort)
                 # Settled by connection_lost itself: no shield, whose callbacks
                 # would cost two more loop iterations per close.
                 waiter: asyncio.Future[None] = loop.create_future()
