@@ -8,8 +8,10 @@ and names the rule it guards.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import gc
+import hashlib
 import logging
 import os
 import signal
@@ -30,7 +32,7 @@ from rapidws import (
     WebSocketTimeout,
     WsFlag,
 )
-from tests.aio.raw import StartServer, accept_upgrade, text_frame, tls_server
+from tests.aio.raw import GUID, StartServer, accept_upgrade, text_frame, tls_server
 from tests.peers.certs import TLSFiles
 from tests.peers.launcher import Peer, start_peer
 
@@ -79,6 +81,37 @@ class TestFaults:
         assert str(info.value) == f"connection to {host} refused"
         assert isinstance(info.value.__cause__, ConnectionRefusedError)
         assert open_fds() <= fds
+
+    async def test_upgrade_request_larger_than_the_socket_buffer_arrives_whole(
+        self, raw_server: StartServer
+    ) -> None:
+        """The request goes out as soon as TCP is up; what the socket does not
+        take then follows through the transport, in order."""
+        big = "v" * (8 * 1024 * 1024)
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = await reader.read(1 << 20)
+                if not chunk:
+                    return
+                head += chunk
+            fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            intact = fields.get(b"X-Big") == big.encode() and head.endswith(b"\r\n\r\n")
+            key = fields[b"Sec-WebSocket-Key"]
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            writer.write(text_frame(b"intact" if intact else b"damaged"))
+            await writer.drain()
+            await reader.read(1)  # the client's CLOSE: drop TCP, as a server does
+            writer.close()
+
+        url = await raw_server(handler)
+        async with AsyncSession() as s, s.ws_connect(url, headers={"X-Big": big}) as ws:
+            assert await ws.recv(timeout=10) == (b"intact", WsFlag.TEXT)
 
     async def test_reset_in_the_middle_of_a_message(self, raw_server: StartServer) -> None:
         """A TCP reset mid-frame ends recv() with 1006, never a hang or a partial message."""

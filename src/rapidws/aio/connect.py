@@ -20,6 +20,8 @@ Redirect safety (what a browser does, and a little more):
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -366,6 +368,7 @@ async def _open_once(
             proxy_ssl_context=proxy_ssl,
             unix_socket=options.unix_socket,
             user_agent=user_agent,
+            on_connected=functools.partial(_send_early, ws) if early else None,
         )
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
@@ -389,6 +392,23 @@ async def _open_once(
         ws.terminate()
         raise
     return ws
+
+
+def _send_early(ws: AsyncWebSocket, sock: socket.socket) -> None:
+    """The upgrade request, written on the socket as soon as TCP is connected.
+
+    The server starts on it while asyncio builds the transport; what the
+    socket did not take (or all of it, after an error, which the transport
+    then meets) is left for ``connection_made`` to write.
+    """
+    request = ws._early_request
+    if request is None:
+        return
+    try:
+        sent = sock.send(request)
+    except OSError:
+        return
+    ws._early_request = request[sent:] if sent < len(request) else None
 
 
 @final

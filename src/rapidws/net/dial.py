@@ -105,6 +105,7 @@ async def _tcp(
     host: str,
     what: str,
     local_addr: tuple[str, int] | None,
+    on_connected: Callable[[socket.socket], None] | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect to the first address that answers; the last error names the hop."""
     loop = asyncio.get_running_loop()
@@ -114,7 +115,9 @@ async def _tcp(
         try:
             with map_errors(hop, host, what):
                 if direct and "%" not in address:
-                    transport, protocol = await _connect_ip(loop, protocol_factory, address, port)
+                    transport, protocol = await _connect_ip(
+                        loop, protocol_factory, address, port, on_connected
+                    )
                 else:
                     transport, protocol = await loop.create_connection(
                         protocol_factory, address, port, local_addr=local_addr
@@ -132,6 +135,7 @@ async def _connect_ip(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     address: str,
     port: int,
+    on_connected: Callable[[socket.socket], None] | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """``loop.create_connection(protocol_factory, address, port)`` for an IP address.
 
@@ -139,6 +143,8 @@ async def _connect_ip(
     create_connection and sock_connect each run the address through their
     resolver shortcut (enum conversions and parsing, ~10 us a connection).
     Errors are the same: ``OSError(errno, "Connect call failed (address)")``.
+    ``on_connected(sock)`` runs as soon as TCP is up, before the transport
+    exists (which takes asyncio two more loop iterations).
     """
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
     if ":" in address:
@@ -154,11 +160,14 @@ async def _connect_ip(
             # In progress: writable once connected or refused.
             connected: asyncio.Future[None] = loop.create_future()
             fd = sock.fileno()
-            loop.add_writer(fd, _connect_done, loop, connected, sock, sockaddr)
+            loop.add_writer(fd, _connect_done, loop, connected, sock, sockaddr, on_connected)
             try:
                 await connected
             finally:
                 loop.remove_writer(fd)
+        else:
+            if on_connected is not None:
+                on_connected(sock)
         transport, protocol = await loop.create_connection(protocol_factory, sock=sock)
     except BaseException:
         sock.close()
@@ -171,17 +180,19 @@ def _connect_done(
     connected: asyncio.Future[None],
     sock: socket.socket,
     sockaddr: tuple[str, int] | tuple[str, int, int, int],
+    on_connected: Callable[[socket.socket], None] | None,
 ) -> None:
     if connected.done():
         return
     loop.remove_writer(sock.fileno())  # before the next poll reports it again
     try:
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    except OSError as exc:
+        if error:
+            raise OSError(error, f"Connect call failed {sockaddr}")
+        if on_connected is not None:
+            on_connected(sock)
+    except Exception as exc:
         connected.set_exception(exc)
-        return
-    if error:
-        connected.set_exception(OSError(error, f"Connect call failed {sockaddr}"))
     else:
         connected.set_result(None)
 
@@ -298,6 +309,7 @@ async def open_transport(
     proxy_ssl_context: ssl.SSLContext | None = None,
     unix_socket: str | None = None,
     user_agent: str | None = None,
+    on_connected: Callable[[socket.socket], None] | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect to ``url``'s host and port; with ``ssl_context``, wrap in TLS.
 
@@ -305,7 +317,9 @@ async def open_transport(
     proxy; ``user_agent`` goes on its CONNECT), or over the Unix domain socket
     ``unix_socket``. TCP and TLS are separate steps (``start_tls``), so errors
     and timeouts name the one that failed; ``phase[0]`` is kept up to date for
-    the caller's timeout message.
+    the caller's timeout message. ``on_connected(sock)``, for a direct TCP
+    connection, may be called once TCP is up, before the transport exists: a
+    chance to send the first bytes sooner.
     """
     loop = asyncio.get_running_loop()
     host = url.host
@@ -324,6 +338,7 @@ async def open_transport(
             host=host,
             what=host,
             local_addr=local_addr,
+            on_connected=on_connected,
         )
     elif proxy.is_socks:
         transport, protocol = await _through_socks_proxy(
