@@ -37,30 +37,35 @@ def map_errors(hop: str, host: str, what: str = "") -> Iterator[None]:
     ``what`` names the peer in messages (``"proxy 10.0.0.1:3128"``); the
     original error stays reachable as ``__cause__``.
     """
-    what = what or host
     try:
         yield
     except ConnectError:
         raise
-    except socket.gaierror as exc:
-        raise ConnectError(
+    except OSError as exc:
+        raise _connect_error(exc, hop, host, what) from exc
+
+
+def _connect_error(exc: OSError, hop: str, host: str, what: str = "") -> ConnectError:
+    """The ``ConnectError`` that ``map_errors`` raises for ``exc``."""
+    what = what or host
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(
             f"DNS lookup of {what} failed: {exc.strerror or exc}", hop="dns", host=host
-        ) from exc
-    except ssl.SSLCertVerificationError as exc:
-        raise ConnectError(
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectError(
             f"TLS certificate of {what} not trusted: {exc.verify_message or exc.reason}",
             hop=hop,
             host=host,
-        ) from exc
-    except ssl.SSLError as exc:
-        raise ConnectError(
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ConnectError(
             f"TLS handshake with {what} failed: {exc.reason or exc}", hop=hop, host=host
-        ) from exc
-    except ConnectionRefusedError as exc:
-        raise ConnectError(f"connection to {what} refused", hop=hop, host=host) from exc
-    except OSError as exc:
-        detail = exc.strerror or str(exc) or type(exc).__name__
-        raise ConnectError(f"connection to {what} failed: {detail}", hop=hop, host=host) from exc
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"connection to {what} refused", hop=hop, host=host)
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    return ConnectError(f"connection to {what} failed: {detail}", hop=hop, host=host)
 
 
 def _set(phase: list[str] | None, text: str) -> None:
@@ -112,18 +117,21 @@ async def _tcp(
     failure: ConnectError | None = None
     direct = local_addr is None and isinstance(loop, BaseSelectorEventLoop)
     for address in addresses:
-        try:
-            with map_errors(hop, host, what):
-                if direct and "%" not in address:
-                    transport, protocol = await _connect_ip(
-                        loop, protocol_factory, address, port, on_connected
-                    )
-                else:
-                    transport, protocol = await loop.create_connection(
-                        protocol_factory, address, port, local_addr=local_addr
-                    )
+        try:  # map_errors, without a context manager on this path
+            if direct and "%" not in address:
+                transport, protocol = await _connect_ip(
+                    loop, protocol_factory, address, port, on_connected
+                )
+            else:
+                transport, protocol = await loop.create_connection(
+                    protocol_factory, address, port, local_addr=local_addr
+                )
         except ConnectError as exc:
             failure = exc
+            continue
+        except OSError as exc:
+            failure = _connect_error(exc, hop, host, what)
+            failure.__cause__ = exc
             continue
         return transport, protocol
     assert failure is not None
