@@ -311,19 +311,6 @@ async def _open_once(
     proxy_ssl: ssl.SSLContext | None = None
     if proxy is not None and proxy.scheme == "https":
         proxy_ssl = make_ssl_context(options.verify, None)
-    ws = AsyncWebSocket(
-        recv_queue_size=options.recv_queue_size,
-        send_queue_size=options.send_queue_size,
-        coalesce_frames=options.coalesce_frames,
-        drain_on_error=options.drain_on_error,
-        max_message_size=options.max_message_size,
-        autoclose=options.autoclose,
-        close_timeout=options.close_timeout,
-        read_timeout=options.read_timeout,
-        stream_fragments=options.stream_fragments,
-        ping_interval=options.ping_interval,
-        ping_timeout=options.ping_timeout,
-    )
     key = generate_key()
     hop_headers = headers
     if options.cookies is not None and _header(headers, "Cookie") is None:
@@ -344,22 +331,45 @@ async def _open_once(
         order=options.header_order,
     )
     user_agent = _header(headers, "User-Agent") or DEFAULT_USER_AGENT
-    # Over plain TCP straight to the server, the request goes out from
-    # connection_made, as soon as the socket is connected.
+    # Over plain TCP straight to the server, the request goes out as soon as
+    # TCP is up (_send_early), or else from connection_made.
     early = ssl_context is None and proxy is None
-    waiter = None
-    if early:
-        waiter = ws._begin_handshake(
-            request,
-            key=key,
-            subprotocols=options.subprotocols,
-            deflate_offers=options.compression,
-            early=True,
+    unsent = [request]
+    made: list[AsyncWebSocket] = []
+    waiters: list[asyncio.Future[None]] = []
+
+    def protocol() -> AsyncWebSocket:
+        # Called once TCP is up: the connection object is made while the
+        # server reads the request, not before dialing.
+        ws = AsyncWebSocket(
+            recv_queue_size=options.recv_queue_size,
+            send_queue_size=options.send_queue_size,
+            coalesce_frames=options.coalesce_frames,
+            drain_on_error=options.drain_on_error,
+            max_message_size=options.max_message_size,
+            autoclose=options.autoclose,
+            close_timeout=options.close_timeout,
+            read_timeout=options.read_timeout,
+            stream_fragments=options.stream_fragments,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
         )
+        made.append(ws)
+        if early:  # connection_made writes what _send_early could not
+            waiters.append(
+                ws._begin_handshake(
+                    unsent[0],
+                    key=key,
+                    subprotocols=options.subprotocols,
+                    deflate_offers=options.compression,
+                    early=True,
+                )
+            )
+        return ws
 
     try:
         transport, _ = await open_transport(
-            lambda: ws,
+            protocol,
             url,
             ssl_context=ssl_context,
             local_addr=options.local_addr,
@@ -368,11 +378,14 @@ async def _open_once(
             proxy_ssl_context=proxy_ssl,
             unix_socket=options.unix_socket,
             user_agent=user_agent,
-            on_connected=functools.partial(_send_early, ws) if early else None,
+            on_connected=functools.partial(_send_early, unsent) if early else None,
         )
+        ws = made[0]
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        if waiter is None:
+        if waiters:
+            waiter = waiters[0]
+        else:
             waiter = ws._begin_handshake(
                 request,
                 key=key,
@@ -382,6 +395,9 @@ async def _open_once(
         await waiter
     except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
+        if not made:  # failed before TCP was up: dialing closed its socket
+            raise
+        ws = made[0]
         if isinstance(exc, asyncio.CancelledError):
             # A server that refused the upgrade but never finished the body:
             # its status and headers say more than a timeout would.
@@ -394,21 +410,19 @@ async def _open_once(
     return ws
 
 
-def _send_early(ws: AsyncWebSocket, sock: socket.socket) -> None:
+def _send_early(unsent: list[bytes], sock: socket.socket) -> None:
     """The upgrade request, written on the socket as soon as TCP is connected.
 
     The server starts on it while asyncio builds the transport; what the
     socket did not take (or all of it, after an error, which the transport
-    then meets) is left for ``connection_made`` to write.
+    then meets) is left in ``unsent[0]`` for ``connection_made`` to write.
     """
-    request = ws._early_request
-    if request is None:
-        return
+    request = unsent[0]
     try:
         sent = sock.send(request)
     except OSError:
         return
-    ws._early_request = request[sent:] if sent < len(request) else None
+    unsent[0] = request[sent:]
 
 
 @final
