@@ -584,8 +584,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
     ) -> asyncio.Future[None]:
         """Send the upgrade ``request``; the future is settled by the response.
 
-        ``early``: called before the connection exists, so ``connection_made``
-        sends the request, in the same loop iteration the socket connects.
+        ``early``: called before the transport exists; ``connection_made``
+        writes ``request`` (over plain TCP, what is left of it once connect.py
+        has sent the start on the socket).
         """
         self._key = key
         self._subprotocols = subprotocols
