@@ -8,12 +8,17 @@ and names the rule it guards.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import gc
+import hashlib
 import logging
 import os
 import signal
+import socket
+import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -27,7 +32,7 @@ from rapidws import (
     WebSocketTimeout,
     WsFlag,
 )
-from tests.aio.raw import StartServer, accept_upgrade, text_frame, tls_server
+from tests.aio.raw import GUID, StartServer, accept_upgrade, text_frame, tls_server
 from tests.peers.certs import TLSFiles
 from tests.peers.launcher import Peer, start_peer
 
@@ -42,7 +47,72 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` where nothing listens (the kernel just handed it out)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 class TestFaults:
+    @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+    async def test_refused_connection_names_the_tcp_hop(self, host: str) -> None:
+        if ":" in host and not has_ipv6_loopback():
+            pytest.skip("no IPv6 loopback on this machine")
+        port = closed_port(host)
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        async with AsyncSession() as s:
+            with pytest.raises(ConnectError):  # warm-up: a loop opens some fds lazily
+                await s.ws_connect(f"ws://{netloc}/")
+            fds = open_fds()
+            with pytest.raises(ConnectError) as info:
+                await s.ws_connect(f"ws://{netloc}/")
+        assert (info.value.hop, info.value.host) == ("tcp", host)
+        assert str(info.value) == f"connection to {host} refused"
+        assert isinstance(info.value.__cause__, ConnectionRefusedError)
+        assert open_fds() <= fds
+
+    async def test_upgrade_request_larger_than_the_socket_buffer_arrives_whole(
+        self, raw_server: StartServer
+    ) -> None:
+        """The request goes out as soon as TCP is up; what the socket does not
+        take then follows through the transport, in order."""
+        big = "v" * (8 * 1024 * 1024)
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = await reader.read(1 << 20)
+                if not chunk:
+                    return
+                head += chunk
+            fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            intact = fields.get(b"X-Big") == big.encode() and head.endswith(b"\r\n\r\n")
+            key = fields[b"Sec-WebSocket-Key"]
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            writer.write(text_frame(b"intact" if intact else b"damaged"))
+            await writer.drain()
+            await reader.read(1)  # the client's CLOSE: drop TCP, as a server does
+            writer.close()
+
+        url = await raw_server(handler)
+        async with AsyncSession() as s, s.ws_connect(url, headers={"X-Big": big}) as ws:
+            assert await ws.recv(timeout=10) == (b"intact", WsFlag.TEXT)
+
     async def test_reset_in_the_middle_of_a_message(self, raw_server: StartServer) -> None:
         """A TCP reset mid-frame ends recv() with 1006, never a hang or a partial message."""
 
@@ -151,6 +221,24 @@ class TestConnectTimeouts:
         async with AsyncSession(timeout=0.3) as s:
             with pytest.raises(WebSocketTimeout, match="WebSocket upgrade"):
                 await s.ws_connect(url)
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 cannot count cancellations")
+    async def test_cancellation_arriving_with_the_deadline_still_cancels(
+        self, raw_server: StartServer
+    ) -> None:
+        url = await raw_server(drain_then_close)
+        loop = asyncio.get_running_loop()
+        async with AsyncSession(timeout=0.05) as s:
+            connecting = asyncio.create_task(s.ws_connect(url).__aenter__())
+            await asyncio.sleep(0.01)  # now waiting for the upgrade response
+            loop.call_later(0.1, connecting.cancel)  # after the deadline, before we look
+            time.sleep(0.3)  # the loop sees both at once: deadline first, then the cancel
+            with pytest.raises(asyncio.CancelledError):
+                await connecting
+            task = asyncio.current_task()
+            assert task is not None
+            if sys.version_info >= (3, 11):  # for the type checker: skipped on 3.10
+                assert task.cancelling() == 0
 
     async def test_outside_cancellation_is_not_a_timeout(self, raw_server: StartServer) -> None:
         url = await raw_server(drain_then_close)

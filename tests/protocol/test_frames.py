@@ -360,6 +360,25 @@ class TestSection5_3MaskingKeys:
         masks |= {second.encode(b"x", WsFlag.BINARY)[2:6] for _ in range(500)}
         assert len(masks) >= 995
 
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_a_forked_child_draws_keys_of_its_own(self) -> None:
+        keys = MaskKeys.for_thread()
+        keys.next()  # the pool is filled: a child would inherit it
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: send its next 64 keys to the parent
+            try:
+                os.write(write_end, b"".join(MaskKeys.for_thread().next() for _ in range(64)))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            child = pipe.read()
+        os.waitpid(pid, 0)
+        parent = b"".join(keys.next() for _ in range(64))
+        assert len(child) == 256
+        assert child != parent
+
 
 class TestSection7_4CloseCodes:
     """§7.4.1 defines 1000-1015, §7.4.2 reserves the rest below 3000; IANA

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rapidws.errors import HandshakeError
-from rapidws.protocol.headers import Headers
+from rapidws.protocol.headers import Headers, validate_header
 from rapidws.protocol.http11 import (
     MAX_BODY_SIZE,
     MAX_HEAD_SIZE,
@@ -500,3 +500,147 @@ class TestSerialization:
         assert parse_response(data) == Response(
             200, "OK", Headers([("A", "1"), ("b", "two words")])
         )
+
+
+# Pieces of response heads, valid and not, for the equivalence tests below.
+_STATUS_LINES = [
+    b"HTTP/1.1 101 Switching Protocols",
+    b"HTTP/1.0 101",
+    b"HTTP/1.1 101 ",
+    b"HTTP/1.1 404 Not \x80Found\t",
+    b"HTTP/1.1 099 Low",
+    b"HTTP/2.0 101 Switching",
+    b"HTTP/1.1 10 Short",
+    b"HTTP/1.1 101 Bad\x7fReason",
+    b"HTTP/1.1 101 Bad\rReason",
+    b"http/1.1 101 Lower",
+]
+_FIELD_LINES = [
+    b"Upgrade: websocket",
+    b"Connection:Upgrade",
+    b"X-Empty:",
+    b"X-Spaces:   \t value with  spaces \t ",
+    b"X-Obs: caf\xe9",
+    b"X-Tab:\tv",
+    b"Bad Name: v",
+    b"Bad-Colon : v",
+    b" folded: v",
+    b"\tfolded: v",
+    b"no colon",
+    b"X-Ctl: a\x01b",
+    b"X-Cr: a\rb",
+    b":empty-name",
+    b"X-Del: \x7f",
+]
+
+
+class TestOneChunkParsingMatchesLineByLine:
+    """A whole head in one feed takes a one-match shortcut when it is simple;
+    anything the shortcut does not take goes line by line. Both must agree."""
+
+    @staticmethod
+    def outcome(data: bytes, *, line_by_line: bool) -> object:
+        parser = ResponseParser()
+        try:
+            if line_by_line:  # the general path, which the shortcut must agree with
+                if not parser._feed(data):
+                    return None
+                version, status, reason = parser._start_line or ("", "", "")
+                response = Response(int(status), reason, parser._headers, b"", version)
+            else:
+                maybe = parser.feed(data)
+                if maybe is None:
+                    return None
+                response = maybe
+        except HandshakeError as exc:
+            return str(exc)
+        fields = response.headers.items()
+        return response.version, response.status, response.reason, fields, parser.remaining
+
+    @given(
+        status=st.sampled_from(_STATUS_LINES),
+        fields=st.lists(st.sampled_from(_FIELD_LINES), max_size=6),
+        endings=st.lists(st.sampled_from([b"\r\n", b"\n"]), min_size=8, max_size=8),
+        tail=st.sampled_from([b"", FRAMES, b"\r\n"]),
+    )
+    def test_same_result_as_line_by_line(
+        self, status: bytes, fields: list[bytes], endings: list[bytes], tail: bytes
+    ) -> None:
+        lines = [status, *fields, b""]
+        head = b"".join(line + endings[i] for i, line in enumerate(lines))
+        data = head + tail
+        expected = self.outcome(data, line_by_line=True)
+        assert self.outcome(data, line_by_line=False) == expected
+
+    def test_simple_head_keeps_every_field_and_the_rest(self) -> None:
+        parser = ResponseParser()
+        response = parser.feed(SWITCHING[:-2] + b"X-Spaces:  a  b \t\r\n\r\n" + FRAMES)
+        assert response is not None
+        assert response.headers.items() == [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            ("X-Spaces", "a  b"),
+        ]
+        assert parser.remaining == FRAMES
+        with pytest.raises(RuntimeError, match="already complete"):
+            parser.feed(b"more")
+
+    def test_limits_still_apply_to_a_head_in_one_piece(self) -> None:
+        fields = b"".join(b"X-%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
+        with pytest.raises(HandshakeError, match=f"more than {MAX_HEADERS} header fields"):
+            ResponseParser().feed(b"HTTP/1.1 101 OK\r\n" + fields + b"\r\n")
+        long_value = b"X-Long: " + b"v" * MAX_LINE_LENGTH + b"\r\n"
+        with pytest.raises(HandshakeError, match="line longer than"):
+            ResponseParser().feed(b"HTTP/1.1 101 OK\r\n" + long_value + b"\r\n")
+
+
+def _validate_all(fields: list[tuple[str, str]]) -> str | None:
+    """What validating each field in turn says: the first error, or None."""
+    try:
+        for name, value in fields:
+            validate_header(name, value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class TestSerializationChecksEveryField:
+    """Fields are checked with one match over all of them; errors still come
+    from validate_header, naming the first bad field."""
+
+    _texts = st.text(
+        alphabet=st.sampled_from(list("aZ09-_!~:; \t\r\n\x00\x01\x7f\x80é€")), max_size=8
+    )
+
+    @given(fields=st.lists(st.tuples(_texts, _texts), max_size=5))
+    def test_same_verdict_as_validate_header(self, fields: list[tuple[str, str]]) -> None:
+        expected = _validate_all(fields)
+        if expected is None:
+            head = serialize_request("GET", "/", fields)
+            lines = b"".join(b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in fields)
+            assert head == b"GET / HTTP/1.1\r\n" + lines + b"\r\n"
+        else:
+            with pytest.raises(ValueError) as info:
+                serialize_request("GET", "/", fields)
+            assert str(info.value) == expected
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            [("X-A", "1\nInjected: 2")],
+            [("X-A", "1\nB\x002")],  # shaped like two fields of the one-match check
+            [("X-A\x00v\nB", "2")],
+            [("X-A\nInjected", "2")],
+            [("X-A:B", "c")],
+            [("X-A", "1\x00"), ("B", "2")],
+            [("A", "ok"), ("X-A", "1\r\n")],
+        ],
+    )
+    def test_a_field_that_looks_like_two_is_refused(self, fields: list[tuple[str, str]]) -> None:
+        with pytest.raises(ValueError, match="invalid"):
+            serialize_request("GET", "/", fields)
+
+    def test_a_value_that_is_not_a_str_fails_as_before(self) -> None:
+        with pytest.raises(TypeError):
+            serialize_request("GET", "/", [("X-Number", 1)])  # type: ignore[list-item]

@@ -20,11 +20,14 @@ Redirect safety (what a browser does, and a little more):
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 import ssl
-from collections.abc import Awaitable, Callable, Generator, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, final
+from typing import Any, TypeVar, final
 from urllib.parse import urljoin
 
 from ..errors import HandshakeError, InvalidStatus, TooManyRedirects, WebSocketTimeout
@@ -41,6 +44,8 @@ __all__ = ["ConnectOptions", "WebSocketConnect", "open_websocket", "REDIRECT_STA
 
 #: RFC 9110 §15.4: the statuses whose Location a client follows (300 and 304 are not).
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+_T = TypeVar("_T")
 
 # Fields that belong to one origin: dropped from the user's headers when a
 # redirect leads elsewhere.
@@ -90,9 +95,21 @@ class ConnectOptions:
     user_agent: str | None = DEFAULT_USER_AGENT
     tls: TLSOptions | None = None
     _proxy_cache: dict[str, ProxyURL] = field(default_factory=dict)
+    #: The first URL asked about and its answer: the session checks the first
+    #: hop before any I/O, and the connection then uses that same answer.
+    _first_hop: tuple[WsURL, ProxyURL | None] | None = None
 
     def proxy_for(self, url: WsURL) -> ProxyURL | None:
         """The proxy that ``url`` goes through, parsed; None for a direct connection."""
+        first = self._first_hop
+        if first is not None and first[0] is url:
+            return first[1]
+        proxy = self._select(url)
+        if first is None:
+            self._first_hop = (url, proxy)
+        return proxy
+
+    def _select(self, url: WsURL) -> ProxyURL | None:
         if self.unix_socket is not None:
             return None
         spec = select_proxy(
@@ -110,13 +127,30 @@ class ConnectOptions:
         return parsed
 
 
+_offer_headers: dict[tuple[DeflateOptions, ...], str] = {}
+
+
+def _offer_header(offers: tuple[DeflateOptions, ...]) -> str:
+    """``build_offer(offers)``, kept: a session sends the same offer every time."""
+    header = _offer_headers.get(offers)
+    if header is None:
+        header = build_offer(offers)
+        if len(_offer_headers) >= 64:
+            _offer_headers.clear()
+        _offer_headers[offers] = header
+    return header
+
+
 def _same_origin(a: WsURL, b: WsURL) -> bool:
     return (a.secure, a.host, a.port) == (b.secure, b.host, b.port)
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     key = name.lower()
-    return next((value for field_name, value in headers if field_name.lower() == key), None)
+    for field_name, value in headers:
+        if field_name.lower() == key:
+            return value
+    return None
 
 
 async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
@@ -132,7 +166,7 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
     headers = options.headers
     auth = options.auth
     first = url
-    seen = {str(url)}
+    seen: set[str] = set()  # the URLs visited, filled at the first redirect
     redirects = 0
     while True:
         cross_origin = not _same_origin(first, url)
@@ -149,7 +183,7 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
             if deadline is None:
                 ws = await coro
             else:
-                ws = await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
+                ws = await _before(deadline, coro)
         except asyncio.TimeoutError:
             if cut_off:
                 raise cut_off[0] from None
@@ -176,6 +210,8 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
                     body=exc.body,
                 ) from None
             redirects += 1
+            if not seen:
+                seen.add(str(first))
             if str(target) in seen:
                 raise TooManyRedirects(
                     f"redirect loop: {url} redirected back to {target}",
@@ -196,6 +232,52 @@ async def open_websocket(url: WsURL, options: ConnectOptions) -> AsyncWebSocket:
         if options.cookies is not None and ws.response is not None:
             options.cookies.store(url, ws.response.headers.items())
         return ws
+
+
+async def _before(deadline: float, coro: Coroutine[Any, Any, _T]) -> _T:
+    """``await coro``, cancelled at loop time ``deadline`` with TimeoutError.
+
+    What ``asyncio.timeout_at`` (3.11+) does, for less: a timer that cancels
+    the current task. Not ``wait_for``, which on 3.11 runs ``coro`` in a Task
+    of its own, at two loop iterations to start it and to collect its result.
+    """
+    task = asyncio.current_task()
+    if task is None:  # driven outside a task: nothing to cancel
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(coro, max(0.0, deadline - loop.time()))
+    # 3.11+ counts the cancellations asked for: one more than now at the end
+    # means someone else cancelled the task too, and that wins.
+    cancelling = 0
+    if sys.version_info >= (3, 11):
+        cancelling = task.cancelling()
+    expired: list[bool] = []
+    timer = asyncio.get_running_loop().call_at(deadline, _expire, task, expired)
+    try:
+        result = await coro
+    except asyncio.CancelledError:
+        if not expired or (_uncancel(task) > cancelling):
+            raise
+        raise asyncio.TimeoutError from None
+    except BaseException:
+        if expired:
+            _uncancel(task)
+        raise
+    finally:
+        timer.cancel()
+    if expired:  # cancelled too late to interrupt anything
+        _uncancel(task)
+    return result
+
+
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    if sys.version_info >= (3, 11):
+        return task.uncancel()
+    return 0
+
+
+def _expire(task: asyncio.Task[Any], expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
 
 
 def _redirect_target(url: WsURL, location: str, exc: InvalidStatus) -> WsURL:
@@ -229,19 +311,6 @@ async def _open_once(
     proxy_ssl: ssl.SSLContext | None = None
     if proxy is not None and proxy.scheme == "https":
         proxy_ssl = make_ssl_context(options.verify, None)
-    ws = AsyncWebSocket(
-        recv_queue_size=options.recv_queue_size,
-        send_queue_size=options.send_queue_size,
-        coalesce_frames=options.coalesce_frames,
-        drain_on_error=options.drain_on_error,
-        max_message_size=options.max_message_size,
-        autoclose=options.autoclose,
-        close_timeout=options.close_timeout,
-        read_timeout=options.read_timeout,
-        stream_fragments=options.stream_fragments,
-        ping_interval=options.ping_interval,
-        ping_timeout=options.ping_timeout,
-    )
     key = generate_key()
     hop_headers = headers
     if options.cookies is not None and _header(headers, "Cookie") is None:
@@ -255,17 +324,52 @@ async def _open_once(
         key=key,
         origin=options.origin,
         subprotocols=options.subprotocols,
-        extensions=build_offer(options.compression) if options.compression else None,
+        extensions=_offer_header(options.compression) if options.compression else None,
         headers=hop_headers,
         auth=auth,
         user_agent=options.user_agent,
         order=options.header_order,
     )
     user_agent = _header(headers, "User-Agent") or DEFAULT_USER_AGENT
+    # Over plain TCP straight to the server, the request goes out as soon as
+    # TCP is up (_send_early), or else from connection_made.
+    early = ssl_context is None and proxy is None
+    unsent = [request]
+    made: list[AsyncWebSocket] = []
+    waiters: list[asyncio.Future[None]] = []
+
+    def protocol() -> AsyncWebSocket:
+        # Called once TCP is up: the connection object is made while the
+        # server reads the request, not before dialing.
+        ws = AsyncWebSocket(
+            recv_queue_size=options.recv_queue_size,
+            send_queue_size=options.send_queue_size,
+            coalesce_frames=options.coalesce_frames,
+            drain_on_error=options.drain_on_error,
+            max_message_size=options.max_message_size,
+            autoclose=options.autoclose,
+            close_timeout=options.close_timeout,
+            read_timeout=options.read_timeout,
+            stream_fragments=options.stream_fragments,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+        )
+        made.append(ws)
+        if early:  # connection_made writes what _send_early could not
+            waiters.append(
+                ws._begin_handshake(
+                    unsent[0],
+                    key=key,
+                    subprotocols=options.subprotocols,
+                    deflate_offers=options.compression,
+                    early=True,
+                )
+            )
+        return ws
 
     try:
         transport, _ = await open_transport(
-            lambda: ws,
+            protocol,
             url,
             ssl_context=ssl_context,
             local_addr=options.local_addr,
@@ -274,17 +378,26 @@ async def _open_once(
             proxy_ssl_context=proxy_ssl,
             unix_socket=options.unix_socket,
             user_agent=user_agent,
+            on_connected=functools.partial(_send_early, unsent) if early else None,
         )
+        ws = made[0]
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        await ws._begin_handshake(
-            request,
-            key=key,
-            subprotocols=options.subprotocols,
-            deflate_offers=options.compression,
-        )
+        if waiters:
+            waiter = waiters[0]
+        else:
+            waiter = ws._begin_handshake(
+                request,
+                key=key,
+                subprotocols=options.subprotocols,
+                deflate_offers=options.compression,
+            )
+        await waiter
     except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
+        if not made:  # failed before TCP was up: dialing closed its socket
+            raise
+        ws = made[0]
         if isinstance(exc, asyncio.CancelledError):
             # A server that refused the upgrade but never finished the body:
             # its status and headers say more than a timeout would.
@@ -295,6 +408,21 @@ async def _open_once(
         ws.terminate()
         raise
     return ws
+
+
+def _send_early(unsent: list[bytes], sock: socket.socket) -> None:
+    """The upgrade request, written on the socket as soon as TCP is connected.
+
+    The server starts on it while asyncio builds the transport; what the
+    socket did not take (or all of it, after an error, which the transport
+    then meets) is left in ``unsent[0]`` for ``connection_made`` to write.
+    """
+    request = unsent[0]
+    try:
+        sent = sock.send(request)
+    except OSError:
+        return
+    unsent[0] = request[sent:]
 
 
 @final

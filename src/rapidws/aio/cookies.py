@@ -83,25 +83,37 @@ class CookieContext:
         self._session_jar = session_jar
         self._origin = (url.secure, url.host, url.port)
         # Two views: with the mapping cookies (hops to the first origin), and
-        # without them (any other origin a redirect leads to).
-        self._home = CookieJar()
-        self._away = CookieJar()
+        # without them (any other origin a redirect leads to). Made only once
+        # there is a cookie: most connections have none, and then skip the jars.
+        self._home: CookieJar | None = None
+        self._away: CookieJar | None = None
         for cookie in session_jar:
-            self._home.set_cookie(cookie)
-            self._away.set_cookie(cookie)
+            home, away = self._views()
+            home.set_cookie(cookie)
+            away.set_cookie(cookie)
         for layer in layers:
             if layer is None:
                 continue
             if isinstance(layer, CookieJar):
                 for cookie in layer:
-                    self._home.set_cookie(cookie)
-                    self._away.set_cookie(cookie)
-            else:
-                for cookie in _host_cookies(layer, url, self._home):
-                    self._home.set_cookie(cookie)
+                    home, away = self._views()
+                    home.set_cookie(cookie)
+                    away.set_cookie(cookie)
+            elif layer:
+                home, _ = self._views()
+                for cookie in _host_cookies(layer, url, home):
+                    home.set_cookie(cookie)
+
+    def _views(self) -> tuple[CookieJar, CookieJar]:
+        if self._home is None or self._away is None:
+            self._home = CookieJar()
+            self._away = CookieJar()
+        return self._home, self._away
 
     def header(self, url: WsURL) -> str | None:
         """The ``Cookie`` value for a handshake to ``url``, or None."""
+        if self._home is None or self._away is None:
+            return None  # no cookie at all
         jar = self._home if (url.secure, url.host, url.port) == self._origin else self._away
         request = _request(url)
         jar.add_cookie_header(request)
@@ -114,5 +126,6 @@ class CookieContext:
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             return
         response = _Response(headers)
-        for jar in (self._session_jar, self._home, self._away):
+        home, away = self._views()
+        for jar in (self._session_jar, home, away):
             jar.extract_cookies(response, _request(url))  # type: ignore[arg-type]

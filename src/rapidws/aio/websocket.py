@@ -97,6 +97,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         "_body_reader",
         "_response",
         "_handshake_waiter",
+        "_early_request",
         "response",
         "subprotocol",
         "extensions",
@@ -118,6 +119,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         "_close_info",
         "_lost",
         "_close_timer",
+        "_close_waiters",
         "_on_lost",
         "_ping_interval",
         "_ping_timeout",
@@ -156,6 +158,8 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._body_reader: BodyReader | None = None
         self._response: Response | None = None
         self._handshake_waiter: asyncio.Future[None] = self._loop.create_future()
+        # The upgrade request, when connection_made is to send it (plain TCP).
+        self._early_request: bytes | None = None
         #: The server's 101 response, once the connection is open.
         self.response: Response | None = None
         #: The subprotocol the server chose, or None.
@@ -198,6 +202,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         self._on_lost: list[Callable[[AsyncWebSocket], None]] = []
+        # close() calls waiting for connection_lost, each on its own future so
+        # that cancelling one leaves _lost and the others alone.
+        self._close_waiters: list[asyncio.Future[None]] = []
 
         # Keepalive: a PING every ping_interval; no PONG within ping_timeout
         # means the peer is gone (see _keepalive).
@@ -407,13 +414,18 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             if not self._open:
                 transport.abort()
             if not self._lost.done():
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                timer = None if remaining is None else loop.call_later(remaining, transport.abort)
+                timer = None if deadline is None else loop.call_at(deadline, transport.abort)
+                # Settled by connection_lost itself: no shield, whose callbacks
+                # would cost two more loop iterations per close.
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._close_waiters.append(waiter)
                 try:
-                    await asyncio.shield(self._lost)
+                    await waiter
                 finally:
                     if timer is not None:
                         timer.cancel()
+                    if waiter in self._close_waiters:  # cancelled or timed out
+                        self._close_waiters.remove(waiter)
         except asyncio.CancelledError:
             transport.abort()
             raise
@@ -676,12 +688,22 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         key: str,
         subprotocols: tuple[str, ...],
         deflate_offers: tuple[DeflateOptions, ...] = (),
+        early: bool = False,
     ) -> asyncio.Future[None]:
+        """Send the upgrade ``request``; the future is settled by the response.
+
+        ``early``: called before the transport exists; ``connection_made``
+        writes ``request`` (over plain TCP, what is left of it once connect.py
+        has sent the start on the socket).
+        """
         self._key = key
         self._subprotocols = subprotocols
         self._deflate_offers = deflate_offers
         self._response_parser = ResponseParser()
-        self._transport.write(request)  # type: ignore[union-attr]
+        if early:
+            self._early_request = request
+        else:
+            self._transport.write(request)  # type: ignore[union-attr]
         return self._handshake_waiter
 
     def _handshake_data(self, data: bytes) -> None:
@@ -773,6 +795,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         if transport.get_extra_info("sslcontext") is None:
             with contextlib.suppress(NotImplementedError):  # a transport without limits
                 transport.set_write_buffer_limits(0)  # type: ignore[attr-defined]
+        request = self._early_request
+        if request is not None:
+            self._early_request = None
+            self._transport.write(request)  # type: ignore[union-attr]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # One buffer per thread, shared by every connection (see the parser).
@@ -833,6 +859,10 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             self._wake_senders()
         if not self._lost.done():
             self._lost.set_result(None)
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         for callback in self._on_lost:
             callback(self)
         self._on_lost.clear()

@@ -241,10 +241,13 @@ def select_proxy(
     if not trust_env:
         return None
     environ = os.environ if env is None else env
-    if bypass_proxy(target, _env(environ, "no_proxy")):
-        return None
     # curl reads http_proxy for ws:// and https_proxy for wss://.
     value = _env(environ, "https_proxy" if target.secure else "http_proxy")
     if not value:
         value = _env(environ, "all_proxy")
-    return value or None
+    if not value:
+        return None
+    # no_proxy only matters once there is a proxy to skip.
+    if bypass_proxy(target, _env(environ, "no_proxy")):
+        return None
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
@@ -192,6 +193,16 @@ class MaskKeys:
             pos = 0
         self._pos = pos + 4
         return self._pool[pos : pos + 4]
+
+
+def _new_pool_after_fork() -> None:
+    # A child process must not draw the keys its parent draws next.
+    with contextlib.suppress(AttributeError):
+        del _thread_local.mask_keys
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
 def build_frame(

@@ -171,31 +171,35 @@ def build_request(
     """
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a sequence of names, not a str")
-    fields = Headers()
-    fields.add("Host", host)
     # RFC 6455 §4.1: "The request MUST contain an |Upgrade| header field whose
     # value MUST include the "websocket" keyword. [...] a |Connection| header
     # field whose value MUST include the "Upgrade" token. [...] a header field
     # with the name |Sec-WebSocket-Key| [...] a header field with the name
     # |Sec-WebSocket-Version|. The value of this header field MUST be 13."
-    fields.add("Upgrade", "websocket")
-    fields.add("Connection", "Upgrade")
-    fields.add("Sec-WebSocket-Key", key)
-    fields.add("Sec-WebSocket-Version", "13")
+    fields = [
+        ("Host", host),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ]
     if origin is not None:
-        fields.add("Origin", origin)
+        fields.append(("Origin", origin))
     if subprotocols:
-        fields.add("Sec-WebSocket-Protocol", build_subprotocol_list(subprotocols))
+        fields.append(("Sec-WebSocket-Protocol", build_subprotocol_list(subprotocols)))
     if extensions:
-        fields.add("Sec-WebSocket-Extensions", extensions)
+        fields.append(("Sec-WebSocket-Extensions", extensions))
     if auth is not None:
-        fields.add("Authorization", basic_auth_header(*auth))
+        fields.append(("Authorization", basic_auth_header(*auth)))
     if user_agent is not None:
-        fields.add("User-Agent", user_agent)
-    fields = _merge(fields, headers, _RESERVED_REQUEST_FIELDS)
+        fields.append(("User-Agent", user_agent))
+    if not headers and order is None:
+        # Nothing to merge or reorder (the common case): the fields as built.
+        return serialize_request("GET", resource, fields)
+    merged = _merge(Headers(fields), headers, _RESERVED_REQUEST_FIELDS)
     if order is not None:
-        fields = _reorder(fields, order)
-    return serialize_request("GET", resource, fields)
+        merged = _reorder(merged, order)
+    return serialize_request("GET", resource, merged.items())
 
 
 def _reorder(fields: Headers, order: Sequence[str]) -> Headers:
@@ -276,29 +280,33 @@ def check_response(
     # field contains a value that is not an ASCII case-insensitive match for
     # the value "websocket", the client MUST _Fail the WebSocket Connection_."
     # (We accept "websocket" among other protocols, as browsers do.)
-    upgrade = fields.get_all("Upgrade")
+    values = fields.grouped()
+    upgrade = values.get("upgrade", [])
     if not upgrade:
         raise fail("missing Upgrade header")
-    try:
-        protocols = parse_upgrade_list(upgrade)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    if "websocket" not in protocols:
-        raise fail(f"Upgrade header is {', '.join(upgrade)!r}, not 'websocket'")
+    # What nearly every server sends, "Upgrade: websocket", parses to just that.
+    if len(upgrade) != 1 or upgrade[0].lower() != "websocket":
+        try:
+            protocols = parse_upgrade_list(upgrade)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        if "websocket" not in protocols:
+            raise fail(f"Upgrade header is {', '.join(upgrade)!r}, not 'websocket'")
 
     # "If the response lacks a |Connection| header field or the |Connection|
     # header field doesn't contain a token that is an ASCII case-insensitive
     # match for the value "Upgrade", the client MUST _Fail the WebSocket
     # Connection_."
-    connection = fields.get_all("Connection")
+    connection = values.get("connection", [])
     if not connection:
         raise fail("missing Connection header")
-    try:
-        tokens = parse_token_list(connection)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    if "upgrade" not in tokens:
-        raise fail(f"Connection header is {', '.join(connection)!r}, without 'Upgrade'")
+    if len(connection) != 1 or connection[0].lower() != "upgrade":  # as above
+        try:
+            tokens = parse_token_list(connection)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        if "upgrade" not in tokens:
+            raise fail(f"Connection header is {', '.join(connection)!r}, without 'Upgrade'")
 
     # "If the response lacks a |Sec-WebSocket-Accept| header field or the
     # |Sec-WebSocket-Accept| contains a value other than the base64-encoded
@@ -306,7 +314,7 @@ def check_response(
     # base64-decoded) with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
     # but ignoring any leading and trailing whitespace, the client MUST _Fail
     # the WebSocket Connection_."
-    accept = fields.get_all("Sec-WebSocket-Accept")
+    accept = values.get("sec-websocket-accept", [])
     if not accept:
         raise fail("missing Sec-WebSocket-Accept header")
     if len(accept) > 1:
@@ -323,7 +331,7 @@ def check_response(
     # Parameters are for the extension itself (deflate.py) to check.
     extensions: list[ExtensionHeader] = []
     deflate: PerMessageDeflate | None = None
-    extension_values = fields.get_all("Sec-WebSocket-Extensions")
+    extension_values = values.get("sec-websocket-extensions")
     if extension_values:
         try:
             extensions = parse_extension_list(extension_values)
@@ -345,7 +353,7 @@ def check_response(
     # WebSocket Connection_." RFC 6455 §4.2.2 adds that the server answers
     # with "a single value representing the subprotocol".
     subprotocol: str | None = None
-    protocol_values = fields.get_all("Sec-WebSocket-Protocol")
+    protocol_values = values.get("sec-websocket-protocol")
     if protocol_values:
         try:
             selected = parse_subprotocol_list(protocol_values)

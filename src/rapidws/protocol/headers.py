@@ -120,6 +120,17 @@ class Headers:
         key = name.lower()
         return [field[2] for field in self._fields if field[0] == key]
 
+    def grouped(self) -> dict[str, list[str]]:
+        """Every value by lower-cased name, each list in order: one pass for many lookups."""
+        grouped: dict[str, list[str]] = {}
+        for key, _, value in self._fields:
+            values = grouped.get(key)
+            if values is None:
+                grouped[key] = [value]
+            else:
+                values.append(value)
+        return grouped
+
     def items(self) -> list[tuple[str, str]]:
         """Return every field as ``(name, value)``, in order, names as given."""
         return [(field[1], field[2]) for field in self._fields]

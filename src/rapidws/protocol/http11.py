@@ -123,6 +123,15 @@ _field_value_re = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
 _SUPPORTED_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 
+# A whole response head in one piece, CRLF line endings, nothing the rules
+# above refuse: what a server sends nearly always. One match then replaces
+# the line-by-line parse; anything else (bare LF, a stray CR, a bad field, a
+# head cut in two) takes the line-by-line path, which gives the exact error.
+_simple_response_head_re = re.compile(
+    rb"(HTTP/1\.[01]) ([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+)
+
 
 def _show(line: bytes | bytearray) -> str:
     # Enough of a bad line to recognize it, never a whole 8 KiB of it.
@@ -260,11 +269,38 @@ class ResponseParser(_HeadParser):
             HandshakeError: ``"invalid HTTP response: <reason>"``.
             RuntimeError: if called again after the head was returned.
         """
+        if self._start_line is None and not self._buffer:
+            response = self._feed_simple(data)
+            if response is not None:
+                return response
         if not self._feed(data):
             return None
         assert self._start_line is not None
         version, status, reason = self._start_line
         return Response(int(status), reason, self._headers, b"", version)
+
+    def _feed_simple(self, data: bytes) -> Response | None:
+        """The whole head at once when it is simple; None to parse line by line."""
+        match = _simple_response_head_re.match(data)
+        if match is None:
+            return None
+        end = match.end()
+        if end > MAX_LINE_LENGTH:  # long lines or a large head: the limits apply
+            return None
+        version, status, reason, block = match.groups()
+        lines = block.split(b"\r\n")
+        del lines[-1]  # after the last CRLF
+        if len(lines) > MAX_HEADERS:
+            return None
+        headers = self._headers
+        for line in lines:
+            name, _, value = line.partition(b":")
+            headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
+        version_text = version.decode("ascii")
+        reason_text = (reason or b"").decode("latin-1")
+        self._start_line = (version_text, status.decode("ascii"), reason_text)
+        self._remaining = bytes(data[end:])
+        return Response(int(status), reason_text, headers, b"", version_text)
 
     def _check_start(self, partial: bytes | bytearray) -> None:
         # A peer that does not speak HTTP (TLS to a plain port, a raw TCP
@@ -551,10 +587,25 @@ class BodyReader:
 # ---------------------------------------------------------------------------
 
 
+# Every field checked at once, as "name NUL value LF" lines: each name an
+# RFC 7230 token, each value free of the control characters validate_header
+# refuses (NUL and LF among them). A line holds exactly one NUL and one LF, so
+# when there are as many LFs as fields, no name or value holds either, the
+# lines are the fields, and the match says what validate_header says of each.
+_valid_fields_re = re.compile(r"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+\x00[^\x00-\x08\x0a-\x1f\x7f]*\n)*")
+
+
 def _serialize_fields(head: bytearray, headers: Iterable[tuple[str, str]]) -> None:
-    for name, value in headers:
-        validate_header(name, value)
-        head += b"%s: %s\r\n" % (name.encode("ascii"), value.encode("utf-8"))
+    fields = headers if isinstance(headers, list) else list(headers)
+    try:
+        lines = "".join([name + "\x00" + value + "\n" for name, value in fields])
+    except TypeError:  # not a str: validate_header says so
+        lines = "\x00"
+    if _valid_fields_re.fullmatch(lines) is None or lines.count("\n") != len(fields):
+        for name, value in fields:
+            validate_header(name, value)  # raises, naming the field
+    # Names are ASCII tokens, so encoding every line as UTF-8 encodes names as ASCII.
+    head += "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("utf-8")
     head += b"\r\n"
 
 
