@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -68,3 +69,13 @@ async def raw_server() -> AsyncIterator[StartServer]:
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here (some CI containers have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

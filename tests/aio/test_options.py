@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from http.cookiejar import Cookie, CookieJar
 from pathlib import Path
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from rapidws import (
     TooManyRedirects,
     WebSocketTimeout,
 )
+from tests.aio.raw import has_ipv6_loopback
 from tests.peers.launcher import BASIC_CREDENTIALS, Peer, PeerError, PeerPool
 
 Report = dict[str, object]
@@ -283,7 +283,7 @@ class TestOtherOptions:
         assert info.value.hop == "tcp"
 
     async def test_ipv6_literal(self, peer_pool: PeerPool) -> None:
-        if not _has_ipv6_loopback():
+        if not has_ipv6_loopback():
             pytest.skip("no IPv6 loopback on this machine")
         try:
             peer = peer_pool.get("websockets", bind="::1")
@@ -320,15 +320,6 @@ class TestOtherOptions:
                 with pytest.raises(ConnectError) as info:
                     await s.ws_connect("ws://localhost/")
         assert info.value.hop == "unix"
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 class TestValidation:

@@ -32,7 +32,14 @@ from rapidws import (
     WebSocketTimeout,
     WsFlag,
 )
-from tests.aio.raw import GUID, StartServer, accept_upgrade, text_frame, tls_server
+from tests.aio.raw import (
+    GUID,
+    StartServer,
+    accept_upgrade,
+    has_ipv6_loopback,
+    text_frame,
+    tls_server,
+)
 from tests.peers.certs import TLSFiles
 from tests.peers.launcher import Peer, start_peer
 
@@ -53,15 +60,6 @@ def closed_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 class TestFaults:
