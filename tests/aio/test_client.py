@@ -78,6 +78,23 @@ class TestMessages:
             assert flags == WsFlag.BINARY
             assert data == payload
 
+    async def test_ping_while_a_large_message_is_written(
+        self, any_peer: Peer, ca_path: str
+    ) -> None:
+        # The 16 MiB frame goes to the socket in pieces; the PING sent before
+        # it is all out must follow it, not land inside it (the server would
+        # fail the connection), over TCP and TLS alike.
+        payload = bytes(range(256)) * (64 * 1024)
+        async with (
+            AsyncSession(verify=ca_path) as s,
+            s.ws_connect(any_peer.url("/echo"), max_message_size=32 * MiB) as ws,
+        ):
+            await ws.send_bytes(payload)
+            await ws.ping(b"between frames")
+            await ws.send_str("after")
+            assert await ws.recv(timeout=30) == (payload, WsFlag.BINARY)
+            assert await ws.recv_str(timeout=10) == "after"
+
     async def test_recv_str_refuses_binary(self, peer: Peer) -> None:
         async with AsyncSession() as s, s.ws_connect(peer.url("/echo")) as ws:
             await ws.send_bytes(b"bin")
