@@ -711,6 +711,35 @@ class TestCutFrames:
         assert sorted(frames[1:3]) == [(PING, True, b"client ping"), (PONG, True, b"server ping")]
         assert [f.opcode for f in conn.frames[3:]] == [CLOSE]
 
+    async def test_flush_returns_once_the_socket_took_everything(self) -> None:
+        """Messages the socket took only in part leave the transport paused
+        with nothing queued; flush() returns when the server reads the rest,
+        woken by resume_writing, not by polling."""
+        message = os.urandom(255 * 1024)  # one write each: below the piece size
+        sent: list[int] = []
+        received: list[bytes] = []
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            time.sleep(0.5)  # not reading yet
+            while (got := conn.read_message()) is not None:  # None: the CLOSE
+                received.append(got[1])
+            conn.send(frame(CLOSE, close_payload(1000)))
+
+        async with (
+            RawServer(script, rcvbuf=4096) as server,
+            AsyncSession() as s,
+            s.ws_connect(server.url()) as ws,
+        ):
+            while not ws._write_paused and len(sent) < 256:
+                await within(ws.send_bytes(message))
+                sent.append(1)
+            # The path under test: part of a frame waits in the transport,
+            # nothing in the send queue.
+            assert ws._write_paused and not ws._send_queue
+            await within(ws.flush())
+        assert received == [message] * len(sent)
+
 
 class TestCoalescing:
     async def test_each_message_keeps_its_frames(self) -> None:

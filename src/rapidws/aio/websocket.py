@@ -71,8 +71,9 @@ _NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
 # _JOIN_MAX (a join copies them all).
 _WRITE_CHUNK = 256 * 1024
 _JOIN_MAX = 64 * 1024
-# Polling period of flush() once the send queue is empty and only the
-# transport's own buffer is left to go: asyncio has no "buffer empty" callback.
+# Polling period of flush() on a TLS transport whose buffer is below its high
+# mark: asyncio has no "buffer empty" callback (a TCP transport keeps no
+# buffer, and resume_writing says when it is empty).
 _FLUSH_POLL = 0.001
 
 Message = tuple[bytes, WsFlag]
@@ -362,7 +363,8 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued message has been written to the socket."""
-        deadline = None if timeout is None else self._loop.time() + timeout
+        loop = self._loop
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
             transport = self._transport
             if not self._send_queue and (
@@ -371,13 +373,20 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
                 return
             if self._lost.done():
                 raise self._closed_error()
-            delay = _FLUSH_POLL
-            if deadline is not None:
-                remaining = deadline - self._loop.time()
-                if remaining <= 0:
-                    raise WebSocketTimeout(f"flush did not finish within {timeout} s")
-                delay = min(delay, remaining)
-            await asyncio.sleep(delay)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise WebSocketTimeout(f"flush did not finish within {timeout} s")
+            if self._write_paused:
+                # resume_writing wakes us: on TCP (no transport buffer) once
+                # everything is sent, on TLS at the transport's low mark.
+                await self._wait_writer(remaining)
+            elif self._send_queue:
+                await asyncio.sleep(0)  # a coalesced batch, drained this iteration
+            else:
+                # TLS below its high mark: asyncio says nothing when it empties.
+                await asyncio.sleep(
+                    _FLUSH_POLL if remaining is None else min(_FLUSH_POLL, remaining)
+                )
 
     # Public methods: closing
 
@@ -577,22 +586,23 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         while len(self._send_queue) >= self._send_queue_size:
             if self._close_info is not None or self._lost.done():
                 raise self._closed_error()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._send_waiters.append(waiter)
-            timer = None
-            if deadline is not None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    self._send_waiters.remove(waiter)
-                    raise WebSocketTimeout(f"send queue still full after {timeout} s")
-                timer = loop.call_later(remaining, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                with contextlib.suppress(ValueError):
-                    self._send_waiters.remove(waiter)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise WebSocketTimeout(f"send queue still full after {timeout} s")
+            await self._wait_writer(remaining)
+
+    async def _wait_writer(self, timeout: float | None) -> None:
+        """Until the writer moves (a drain, resume_writing, the end), or ``timeout``."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._send_waiters.append(waiter)
+        timer = None if timeout is None else self._loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            with contextlib.suppress(ValueError):
+                self._send_waiters.remove(waiter)
 
     def _scheduled_drain(self) -> None:
         self._drain_scheduled = False
@@ -877,6 +887,8 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             self._write_control_frames([pong])
         if self._send_queue:
             self._drain_send_queue()
+        else:
+            self._wake_senders()  # flush() waits for this
 
     def _hold_pongs(self, out: list[bytes]) -> list[bytes]:
         """Keep only the newest PONG back; let CLOSE frames through."""
