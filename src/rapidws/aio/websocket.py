@@ -15,8 +15,8 @@ receive queue without a task switch:
   jump the send queue because they never enter it.
 - Sending: ``send*`` frames the message at once and hands it to the transport
   when nothing is queued and the transport accepts writes; otherwise the frame
-  waits in the send queue, drained by ``resume_writing``. A TCP transport keeps
-  no buffer of its own (write buffer limits of 0): it pauses us as soon as a
+  waits in the send queue, drained by ``resume_writing``. asyncio's own TCP
+  transport keeps no buffer (write buffer limits of 0): it pauses us as soon as a
   write leaves bytes behind and resumes us once they are all sent, so the send
   queue is the one buffer, and a large frame goes over in pieces the socket
   takes whole (asyncio before 3.12 copies what a write leaves behind, twice).
@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -116,6 +117,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         "_drain_scheduled",
         "_write_paused",
         "_cut",
+        "_pieces",
         "close_timeout",
         "_close_info",
         "_lost",
@@ -196,6 +198,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         self._write_paused = False
         #: Whether the send queue starts with the unwritten rest of a frame.
         self._cut = False
+        #: Whether large frames go in pieces (asyncio's own TCP transport; see
+        #: connection_made).
+        self._pieces = False
 
         # Closing
         self.close_timeout = close_timeout
@@ -566,7 +571,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         transport = self._transport
         assert transport is not None
         size = len(frame)
-        if size <= _WRITE_CHUNK:
+        if size <= _WRITE_CHUNK or not self._pieces:
             transport.write(frame)
             return self._write_paused
         view = memoryview(frame)
@@ -616,7 +621,11 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             return
         self._send_queue = []
         self._cut = False
-        if len(queue) > 1 and sum(map(len, queue)) <= _JOIN_MAX:
+        if not self._pieces:
+            # uvloop and TLS keep what the socket does not take without copying
+            # it twice, and do best with few, large writes.
+            transport.write(queue[0] if len(queue) == 1 else b"".join(queue))
+        elif len(queue) > 1 and sum(map(len, queue)) <= _JOIN_MAX:
             transport.writelines(queue)  # small frames: one system call
         else:
             for i, frame in enumerate(queue):
@@ -798,13 +807,18 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        # No buffering in a TCP transport: see "Sending" in the module
-        # docstring. A TLS transport keeps its defaults: it buffers in its TLS
+        # asyncio's own TCP transport gets no buffer and large frames go in
+        # pieces: see "Sending" in the module docstring. Others keep their
+        # defaults: uvloop keeps a leftover without copying it and measured
+        # slower with many small writes; a TLS transport buffers in its TLS
         # layer anyway, and asyncio's pauses at a limit of 0 with nothing
         # buffered (it compares the size with >=), so it would never write.
-        if transport.get_extra_info("sslcontext") is None:
+        if isinstance(self._loop, BaseSelectorEventLoop) and (
+            transport.get_extra_info("sslcontext") is None
+        ):
             with contextlib.suppress(NotImplementedError):  # a transport without limits
                 transport.set_write_buffer_limits(0)  # type: ignore[attr-defined]
+                self._pieces = True
         request = self._early_request
         if request is not None:
             self._early_request = None
