@@ -563,8 +563,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             self._write_frame(frame)
 
     def _write_frame(self, frame: Chunk) -> bool:
-        """Write one frame; a large one a piece at a time while the socket takes
-        each piece whole. Paused in the middle, the rest heads the send queue.
+        """Write one frame; on asyncio's own TCP transport a large one a piece at
+        a time while the socket takes each piece whole. Paused in the middle,
+        the rest heads the send queue.
 
         Returns whether the transport paused us.
         """
