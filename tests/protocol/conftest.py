@@ -50,6 +50,17 @@ class HotFunctions(Protocol):
         /,
     ) -> int: ...
 
+    @staticmethod
+    def parse_messages(
+        buf: BytesLike,
+        messages: list[Any],
+        expect_masked: bool,
+        max_size: int | None,
+        text: Any,
+        binary: Any,
+        /,
+    ) -> int: ...
+
 
 @pytest.fixture(params=["py", "c"])
 def impl(request: pytest.FixtureRequest) -> HotFunctions:

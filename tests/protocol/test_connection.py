@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapidws.errors import ProtocolError, WebSocketClosed
 from rapidws.flags import WsFlag
+from rapidws.protocol import _fallback
 from rapidws.protocol.connection import (
     CloseReceived,
     Connection,
@@ -22,6 +24,7 @@ from rapidws.protocol.connection import (
 )
 from rapidws.protocol.frames import Frame, Opcode, build_frame
 from rapidws.protocol.parser import FrameParser
+from tests.protocol.conftest import HotFunctions
 
 Message = tuple[bytes, WsFlag]
 
@@ -620,3 +623,106 @@ class TestArbitraryChunking:
         assert server.events_received() == [Ping(b"x"), CloseReceived(1000, "done")]
         assert server.data_to_send() == [b"\x8a\x01x", b"\x88\x02\x03\xe8"]
         assert server.state is State.CLOSED
+
+
+# Frames as a peer might send them, good and bad: whole TEXT/BINARY messages
+# (the fast path of read_done), invalid UTF-8, fragments, control frames, RSV
+# bits, reserved opcodes, frames over the size limit, and stray bytes.
+_frame_specs = st.tuples(
+    st.sampled_from([0x0, 0x1, 0x2, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA]),
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"\xff", b"\xed\xa0\x80", "\u00e9t\u00e9".encode(), b"x" * 300]),
+    ),
+    st.booleans() | st.just(True),  # FIN
+    st.sampled_from([0, 0, 0, 0x40, 0x20]),  # RSV bits
+)
+
+
+@st.composite
+def peer_streams(draw: st.DrawFn, masked: bool) -> bytes:
+    wire = b""
+    for opcode, payload, fin, rsv in draw(st.lists(_frame_specs, max_size=12)):
+        if opcode & 0x8:
+            payload = payload[:125]
+            if opcode == 0x8 and len(payload) == 1:
+                payload = b""
+        frame = bytearray(build_frame(opcode, payload, fin=fin, mask=b"k3y!" if masked else None))
+        frame[0] |= rsv
+        wire += bytes(frame)
+    if draw(st.booleans()):
+        wire += draw(st.binary(max_size=12))  # trailing junk or a cut frame
+    return wire
+
+
+class TestFastPathAgreesWithTheFullParser:
+    """read_done takes whole unfragmented messages without Frame objects
+    (parse_messages); receive_data always goes through the full parser. Both
+    must give the same messages, events, answers and failures, for any input
+    cut anywhere."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(data=st.data(), side=st.sampled_from([Side.CLIENT, Side.SERVER]))
+    def test_same_results_for_any_stream(self, data: st.DataObject, side: Side) -> None:
+        wire = data.draw(peer_streams(masked=side is Side.SERVER), label="wire")
+        max_size = data.draw(st.sampled_from([None, 30, 250]), label="max_size")
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8), label="cuts"))
+        fast = Connection(side, max_message_size=max_size)
+        full = Connection(side, max_message_size=max_size)
+        fast_got: list[Message] = []
+        for a, b in itertools.pairwise([0, *cuts, len(wire)]):
+            fast_got += read_into(fast, wire[a:b])
+        full_got = full.receive_data(wire)
+        assert fast_got == full_got
+        assert fast.events_received() == full.events_received()
+        # The masking keys differ: compare the answers' headers and lengths.
+        assert [(f[:1], len(f)) for f in fast.data_to_send()] == [
+            (f[:1], len(f)) for f in full.data_to_send()
+        ]
+        assert (fast.failure is None) == (full.failure is None)
+        if fast.failure is not None and full.failure is not None:
+            assert fast.failure.close_code == full.failure.close_code
+
+
+class TestParseMessages:
+    """``parse_messages``: the C and the specification in ``_fallback`` agree,
+    and what they take is what the full parser makes of the same bytes."""
+
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=st.data(), masked=st.booleans())
+    def test_takes_the_leading_whole_messages(
+        self, impl: HotFunctions, data: st.DataObject, masked: bool
+    ) -> None:
+        wire = data.draw(peer_streams(masked=masked), label="wire")
+        max_size = data.draw(st.sampled_from([None, 30, 250]), label="max_size")
+        messages: list[Any] = []
+        pos = impl.parse_messages(wire, messages, masked, max_size, TEXT, BINARY)
+        reference: list[Any] = []
+        assert _fallback.parse_messages(wire, reference, masked, max_size, TEXT, BINARY) == pos
+        assert messages == reference
+        # Those bytes, through the full parser, give the same messages and
+        # nothing else.
+        conn = Connection(Side.SERVER if masked else Side.CLIENT, max_message_size=max_size)
+        assert conn.receive_data(wire[:pos]) == messages
+        assert conn.events_received() == [] and conn.failure is None
+        assert FrameParser(expect_masked=masked).feed(wire[:pos]) is not None
+
+    def test_stops_before_what_needs_the_full_parser(self, impl: HotFunctions) -> None:
+        whole = build_frame(Opcode.BINARY, b"ab")
+        text = build_frame(Opcode.TEXT, "é".encode())
+        incomplete = build_frame(Opcode.BINARY, b"abc")[:4]
+        for stop, after in (
+            (build_frame(Opcode.PING, b"p"), whole),
+            (build_frame(Opcode.TEXT, b"frag", fin=False), whole),
+            (build_frame(Opcode.TEXT, b"\xff"), whole),  # invalid UTF-8
+            (build_frame(Opcode.BINARY, b"x", rsv1=True), whole),
+            (build_frame(Opcode.BINARY, b"x", mask=b"abcd"), whole),  # masked, to a client
+            (build_frame(Opcode.BINARY, b"y" * 40), whole),  # over max_size
+            (incomplete, b""),  # the last bytes that came
+        ):
+            messages: list[Any] = []
+            wire = whole + text + stop + after
+            assert impl.parse_messages(wire, messages, False, 30, TEXT, BINARY) == len(whole + text)
+            assert messages == [(b"ab", BINARY), ("é".encode(), TEXT)]

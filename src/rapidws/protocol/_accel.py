@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ACCELERATED", "PayloadBuffer", "apply_mask", "build_frame", "parse_frames"]
+__all__ = [
+    "ACCELERATED",
+    "PayloadBuffer",
+    "apply_mask",
+    "build_frame",
+    "parse_frames",
+    "parse_messages",
+]
 
 if os.environ.get("RAPIDWS_NO_SPEEDUPS"):
-    from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames
+    from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames, parse_messages
 
     ACCELERATED = False
 else:
@@ -21,10 +28,11 @@ else:
             apply_mask,
             build_frame,
             parse_frames,
+            parse_messages,
         )
 
         ACCELERATED = True
     except ImportError:
-        from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames
+        from ._fallback import PayloadBuffer, apply_mask, build_frame, parse_frames, parse_messages
 
         ACCELERATED = False

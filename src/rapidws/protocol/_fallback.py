@@ -196,6 +196,50 @@ def parse_frames(
     return pos
 
 
+def parse_messages(
+    buf: BytesLike,
+    messages: list[Any],
+    expect_masked: bool,
+    max_size: int | None,
+    text: Any,
+    binary: Any,
+    /,
+) -> int:
+    """Append ``(payload, text or binary)`` for each whole message at the start of
+    ``buf``: the fast path for the common case of unfragmented data frames.
+
+    Takes frames while each one is complete, passes every check of
+    ``parse_frames`` (with RSV1 not allowed), has FIN set, is TEXT or BINARY,
+    and (TEXT) is valid UTF-8; stops before the first that is not and returns
+    its position. The caller hands the rest to the full parser, which deals
+    with what stopped this one (control frames, fragments, errors).
+    """
+    frames: list[tuple[int, bytes, bool, bool]] = []
+    parse_frames(buf, frames, _frame_fields, expect_masked, False, max_size)
+    view = _byte_view(buf)
+    pos = 0
+    for opcode, payload, fin, _ in frames:
+        if not fin or not 1 <= opcode <= 2:
+            break
+        if opcode == 1:
+            try:
+                payload.decode()  # §8.1: a TEXT message is UTF-8
+            except UnicodeDecodeError:
+                break
+        messages.append((payload, text if opcode == 1 else binary))
+        b1 = view[pos + 1]
+        code = b1 & 0x7F
+        pos += 2 + (2 if code == 126 else 8 if code == 127 else 0) + (4 if b1 & 0x80 else 0)
+        pos += len(payload)
+    return pos
+
+
+def _frame_fields(
+    opcode: int, payload: bytes, fin: bool, rsv1: bool
+) -> tuple[int, bytes, bool, bool]:
+    return opcode, payload, fin, rsv1
+
+
 class PayloadBuffer:
     """The payload of one large frame, written in place as it arrives.
 

@@ -8,6 +8,7 @@
  *   build_frame(opcode, payload, fin, rsv1, mask, /) -> bytes
  *   parse_frames(buf, frames, make_frame, expect_masked, rsv1_allowed,
  *                max_size, /) -> int
+ *   parse_messages(buf, messages, expect_masked, max_size, text, binary, /) -> int
  *   PayloadBuffer(size, /): view() -> memoryview, take(nbytes, mask, /) -> bytes
  *
  * Masking (RFC 6455 §5.3) runs 32 bytes at a time with AVX2 when the CPU has
@@ -396,6 +397,118 @@ exit:
     return result;
 }
 
+/* ------------------------------------------------------------ parse_messages */
+
+/* The fast path of _fallback.parse_messages: whole unfragmented TEXT/BINARY
+   frames straight to (payload, flag) tuples; stops, without an error, before
+   the first frame that is incomplete, breaks a rule, or needs the full parser
+   (control frames, fragments, RSV bits, invalid UTF-8). */
+static PyObject *
+parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view = {0};
+    PyObject *messages, *text, *binary, *result = NULL;
+    int expect_masked;
+    uint64_t max_size;
+    const uint8_t *buf;
+    Py_ssize_t pos = 0, end;
+
+    if (!check_nargs("parse_messages", nargs, 6)) {
+        return NULL;
+    }
+    messages = args[1];
+    text = args[4];
+    binary = args[5];
+    if (!PyList_Check(messages)) {
+        PyErr_SetString(PyExc_TypeError, "messages must be a list");
+        return NULL;
+    }
+    if ((expect_masked = PyObject_IsTrue(args[2])) < 0 || get_max_size(args[3], &max_size) < 0 ||
+        PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    buf = view.buf;
+    end = view.len;
+    while (end - pos >= 2) {
+        uint8_t b0 = buf[pos], b1 = buf[pos + 1];
+        uint64_t length = b1 & 0x7F;
+        Py_ssize_t start = pos + 2, avail;
+        unsigned opcode = b0 & 0x0F;
+        PyObject *payload, *item;
+
+        if (length == 126) {
+            if (end - start < 2) {
+                break;
+            }
+            length = ((uint64_t)buf[start] << 8) | buf[start + 1];
+            start += 2;
+        }
+        else if (length == 127) {
+            if (end - start < 8) {
+                break;
+            }
+            length = 0;
+            for (int k = 0; k < 8; k++) {
+                length = (length << 8) | buf[start + k];
+            }
+            start += 8;
+        }
+        /* FIN, no RSV bit, TEXT or BINARY; then every rule parse_frames checks. */
+        if ((b0 & 0xF0) != 0x80 || (opcode != 1 && opcode != 2) ||
+            !header_ok(b0, b1, length, expect_masked, 0, max_size)) {
+            break;
+        }
+        avail = end - start - (b1 & 0x80 ? 4 : 0);
+        if (avail < 0 || (uint64_t)avail < length) {
+            break;
+        }
+        if (b1 & 0x80) {
+            payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+            if (payload != NULL) {
+                mask_copy((uint8_t *)PyBytes_AS_STRING(payload), buf + start + 4,
+                          (Py_ssize_t)length, buf + start);
+            }
+            start += 4;
+        }
+        else {
+            payload = PyBytes_FromStringAndSize((const char *)buf + start, (Py_ssize_t)length);
+        }
+        if (payload == NULL) {
+            goto exit;
+        }
+        if (opcode == 1) {
+            /* RFC 6455 §8.1: TEXT is UTF-8; the strict codec, as the assembler. */
+            PyObject *decoded = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload),
+                                                     PyBytes_GET_SIZE(payload), NULL);
+            if (decoded == NULL) {
+                Py_DECREF(payload);
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto exit;
+                }
+                PyErr_Clear();
+                break; /* the full parser fails the connection with 1007 */
+            }
+            Py_DECREF(decoded);
+        }
+        item = PyTuple_Pack(2, payload, opcode == 1 ? text : binary);
+        Py_DECREF(payload);
+        if (item == NULL) {
+            goto exit;
+        }
+        if (PyList_Append(messages, item) < 0) {
+            Py_DECREF(item);
+            goto exit;
+        }
+        Py_DECREF(item);
+        pos = start + (Py_ssize_t)length;
+    }
+    result = PyLong_FromSsize_t(pos);
+
+exit:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* ------------------------------------------------------------ PayloadBuffer */
 
 /* The payload of one large frame, read from the network straight into an
@@ -603,6 +716,9 @@ static PyMethodDef speedups_methods[] = {
      "parse_frames(buf, frames, make_frame, expect_masked, rsv1_allowed, max_size, /)\n--\n\n"
      "Append every complete frame of buf to frames; return the end position, or ~pos "
      "for a header that breaks a rule."},
+    {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL,
+     "parse_messages(buf, messages, expect_masked, max_size, text, binary, /)\n--\n\n"
+     "Whole unfragmented data frames at the start of buf as (payload, flag); see _fallback."},
     {NULL, NULL, 0, NULL},
 };
 

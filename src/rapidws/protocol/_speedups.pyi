@@ -18,6 +18,15 @@ def parse_frames(
     max_size: int | None,
     /,
 ) -> int: ...
+def parse_messages(
+    buf: BytesLike,
+    messages: list[Any],
+    expect_masked: bool,
+    max_size: int | None,
+    text: Any,
+    binary: Any,
+    /,
+) -> int: ...
 
 class PayloadBuffer:
     def __init__(self, size: int, /) -> None: ...

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..errors import ProtocolError, WebSocketClosed
 from ..flags import WsFlag
-from ._accel import build_frame
+from ._accel import build_frame, parse_messages
 from .deflate import Deflater, Inflater, PerMessageDeflate, compressed_size_limit
 from .frames import (
     MAX_CONTROL_PAYLOAD,
@@ -197,7 +197,21 @@ class Connection:
         """The data messages completed by ``nbytes`` read into ``read_buffer()``."""
         if self.close_received is not None or self.failure is not None:
             return []  # §7.1.7 / §1.4: discarded, as in receive_data
-        return self._receive_frames(self._parser.read_done(nbytes))
+        parser = self._parser
+        if self._inflater is None and self._assembler.idle:
+            view = parser.idle_view(nbytes)
+            if view is not None:
+                # The common case, whole unfragmented messages: straight to
+                # (payload, flags), no Frame objects; the full path takes over
+                # at the first frame that needs it.
+                messages: list[tuple[bytes, WsFlag]] = []
+                pos = parse_messages(
+                    view, messages, parser.expect_masked, parser.max_size, _TEXT, _BINARY
+                )
+                if pos < nbytes:
+                    messages += self._receive_frames(parser.feed(view[pos:]))
+                return messages
+        return self._receive_frames(parser.read_done(nbytes))
 
     def _receive_frames(self, frames: list[Frame]) -> list[tuple[bytes, WsFlag]]:
         parser = self._parser

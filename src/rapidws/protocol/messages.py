@@ -49,6 +49,11 @@ class MessageAssembler:
         self.checked = 0
 
     @property
+    def idle(self) -> bool:
+        """No fragmented message in progress and no text checked ahead."""
+        return self._flag is None and not self.checked
+
+    @property
     def in_progress(self) -> bool:
         """Whether a fragmented message has started and not finished."""
         return self._flag is not None

@@ -134,6 +134,15 @@ class FrameParser:
             return view
         return _shared_buffer()
 
+    def idle_view(self, nbytes: int) -> memoryview | None:
+        """The ``nbytes`` a read put in the shared buffer, when no frame is
+        pending (nothing stashed, no large frame, no error): the caller may
+        take whole messages from its start itself, then ``feed`` the rest.
+        None otherwise: call ``read_done``."""
+        if self._view is not None or self._large is not None or self._buf or self.error:
+            return None
+        return _shared_buffer()[:nbytes]
+
     def read_done(self, nbytes: int) -> list[Frame]:
         """Parse the ``nbytes`` that a read put at the start of ``read_buffer()``."""
         view = self._view
