@@ -290,6 +290,52 @@ header_ok(uint8_t b0, uint8_t b1, uint64_t length, int expect_masked, int rsv1_a
     return (length >> 63) == 0 && length <= max_size; /* §5.2, then the limit */
 }
 
+/* The payload length of the header whose length byte is buf[*start - 1]
+   (RFC 6455 §5.2: 7 bits, or 126 + 16 bits, or 127 + 64 bits); moves *start
+   past the extended length. 0 when those bytes have not all arrived. */
+static int
+read_length(const uint8_t *buf, Py_ssize_t end, Py_ssize_t *start, uint64_t *length)
+{
+    Py_ssize_t at = *start;
+
+    if (*length == 126) {
+        if (end - at < 2) {
+            return 0;
+        }
+        *length = ((uint64_t)buf[at] << 8) | buf[at + 1];
+        *start = at + 2;
+    }
+    else if (*length == 127) {
+        if (end - at < 8) {
+            return 0;
+        }
+        *length = 0;
+        for (int k = 0; k < 8; k++) {
+            *length = (*length << 8) | buf[at + k];
+        }
+        *start = at + 8;
+    }
+    return 1;
+}
+
+/* The payload at buf[*start] (after the 4-byte key when masked), unmasked,
+   as a new bytes object; moves *start past the key. */
+static PyObject *
+copy_payload(const uint8_t *buf, Py_ssize_t *start, Py_ssize_t length, int masked)
+{
+    PyObject *payload;
+
+    if (!masked) {
+        return PyBytes_FromStringAndSize((const char *)buf + *start, length);
+    }
+    payload = PyBytes_FromStringAndSize(NULL, length);
+    if (payload != NULL) {
+        mask_copy((uint8_t *)PyBytes_AS_STRING(payload), buf + *start + 4, length, buf + *start);
+    }
+    *start += 4;
+    return payload;
+}
+
 static PyObject *
 parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -323,22 +369,8 @@ parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *payload, *frame, *opcode, *frame_args[4];
         int failed;
 
-        if (length == 126) {
-            if (end - start < 2) {
-                break;
-            }
-            length = ((uint64_t)buf[start] << 8) | buf[start + 1];
-            start += 2;
-        }
-        else if (length == 127) {
-            if (end - start < 8) {
-                break;
-            }
-            length = 0;
-            for (int k = 0; k < 8; k++) {
-                length = (length << 8) | buf[start + k];
-            }
-            start += 8;
+        if (!read_length(buf, end, &start, &length)) {
+            break;
         }
         /* Every byte of the header but the mask key is here: check it now,
            before waiting for a payload that may never be acceptable. */
@@ -350,17 +382,7 @@ parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (avail < 0 || (uint64_t)avail < length) {
             break; /* the rest of this frame is still on its way */
         }
-        if (b1 & 0x80) {
-            payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-            if (payload != NULL) {
-                mask_copy((uint8_t *)PyBytes_AS_STRING(payload), buf + start + 4,
-                          (Py_ssize_t)length, buf + start);
-            }
-            start += 4;
-        }
-        else {
-            payload = PyBytes_FromStringAndSize((const char *)buf + start, (Py_ssize_t)length);
-        }
+        payload = copy_payload(buf, &start, (Py_ssize_t)length, b1 & 0x80);
         if (payload == NULL) {
             goto exit;
         }
@@ -436,22 +458,8 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         unsigned opcode = b0 & 0x0F;
         PyObject *payload, *item;
 
-        if (length == 126) {
-            if (end - start < 2) {
-                break;
-            }
-            length = ((uint64_t)buf[start] << 8) | buf[start + 1];
-            start += 2;
-        }
-        else if (length == 127) {
-            if (end - start < 8) {
-                break;
-            }
-            length = 0;
-            for (int k = 0; k < 8; k++) {
-                length = (length << 8) | buf[start + k];
-            }
-            start += 8;
+        if (!read_length(buf, end, &start, &length)) {
+            break;
         }
         /* FIN, no RSV bit, TEXT or BINARY; then every rule parse_frames checks. */
         if ((b0 & 0xF0) != 0x80 || (opcode != 1 && opcode != 2) ||
@@ -462,17 +470,7 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (avail < 0 || (uint64_t)avail < length) {
             break;
         }
-        if (b1 & 0x80) {
-            payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-            if (payload != NULL) {
-                mask_copy((uint8_t *)PyBytes_AS_STRING(payload), buf + start + 4,
-                          (Py_ssize_t)length, buf + start);
-            }
-            start += 4;
-        }
-        else {
-            payload = PyBytes_FromStringAndSize((const char *)buf + start, (Py_ssize_t)length);
-        }
+        payload = copy_payload(buf, &start, (Py_ssize_t)length, b1 & 0x80);
         if (payload == NULL) {
             goto exit;
         }
