@@ -127,18 +127,10 @@ class ConnectOptions:
         return parsed
 
 
-_offer_headers: dict[tuple[DeflateOptions, ...], str] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _offer_header(offers: tuple[DeflateOptions, ...]) -> str:
     """``build_offer(offers)``, kept: a session sends the same offer every time."""
-    header = _offer_headers.get(offers)
-    if header is None:
-        header = build_offer(offers)
-        if len(_offer_headers) >= 64:
-            _offer_headers.clear()
-        _offer_headers[offers] = header
-    return header
+    return build_offer(offers)
 
 
 def _same_origin(a: WsURL, b: WsURL) -> bool:
@@ -336,7 +328,6 @@ async def _open_once(
     early = ssl_context is None and proxy is None
     unsent = [request]
     made: list[AsyncWebSocket] = []
-    waiters: list[asyncio.Future[None]] = []
 
     def protocol() -> AsyncWebSocket:
         # Called once TCP is up: the connection object is made while the
@@ -356,14 +347,12 @@ async def _open_once(
         )
         made.append(ws)
         if early:  # connection_made writes what _send_early could not
-            waiters.append(
-                ws._begin_handshake(
-                    unsent[0],
-                    key=key,
-                    subprotocols=options.subprotocols,
-                    deflate_offers=options.compression,
-                    early=True,
-                )
+            ws._begin_handshake(
+                unsent[0],
+                key=key,
+                subprotocols=options.subprotocols,
+                deflate_offers=options.compression,
+                early=True,
             )
         return ws
 
@@ -383,16 +372,14 @@ async def _open_once(
         ws = made[0]
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
         phase[0] = "WebSocket upgrade"
-        if waiters:
-            waiter = waiters[0]
-        else:
-            waiter = ws._begin_handshake(
+        if not early:  # else protocol() began it
+            ws._begin_handshake(
                 request,
                 key=key,
                 subprotocols=options.subprotocols,
                 deflate_offers=options.compression,
             )
-        await waiter
+        await ws._handshake_waiter
     except BaseException as exc:
         # Timed out, cancelled, or failed: never leave a socket behind.
         if not made:  # failed before TCP was up: dialing closed its socket

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from http.cookiejar import CookieJar
 from types import TracebackType
-from typing import cast
+from typing import TypeVar, cast
 from urllib.parse import urljoin
 
 from .. import impersonate as _impersonate
@@ -28,6 +28,8 @@ from .websocket import AsyncWebSocket
 
 __all__ = ["AsyncSession", "UNSET"]
 
+T = TypeVar("T")
+
 #: Default for the connect phase (DNS, TCP, TLS, upgrade), as curl_cffi's.
 DEFAULT_TIMEOUT = 30.0
 #: Largest message accepted by default, as curl_cffi's: bounds memory per message.
@@ -45,6 +47,10 @@ class _Unset(enum.Enum):
 
 #: "Not given": lets ``verify=False`` or ``timeout=None`` on a call win over the session.
 UNSET = _Unset.UNSET
+
+
+def _merge(session_value: T, call_value: T | _Unset) -> T:
+    return session_value if call_value is UNSET else call_value
 
 
 def _merge_headers(session: HeadersLike | None, call: HeadersLike | None) -> Headers:
@@ -347,10 +353,8 @@ class AsyncSession:
         """
         if self._closed:
             raise RuntimeError("this AsyncSession is closed")
-        connect_timeout, read_timeout = _split_timeout(
-            self.timeout if timeout is UNSET else timeout
-        )
-        query = self.params if params is UNSET else params
+        connect_timeout, read_timeout = _split_timeout(_merge(self.timeout, timeout))
+        query = _merge(self.params, params)
         target = parse_url(self._absolute(url), self._params_list(query))
         if subprotocols is not None and isinstance(subprotocols, str):
             raise TypeError("subprotocols must be a list of names, not a str")
@@ -358,16 +362,14 @@ class AsyncSession:
             _check_size("max_message_size", max_message_size)
         check_cookies(cookies)
         merged_headers = _merge_headers(self.headers, headers)
-        call_referer = _check_optional_str("referer", self.referer if referer is UNSET else referer)
+        call_referer = _check_optional_str("referer", _merge(self.referer, referer))
         if call_referer is not None and "Referer" not in merged_headers:
             merged_headers.set("Referer", call_referer)
-        proxy_auth_value = _check_auth(
-            self.proxy_auth if proxy_auth is UNSET else proxy_auth, "proxy_auth"
-        )
-        proxy_value = _check_optional_str("proxy", self.proxy if proxy is UNSET else proxy)
-        proxies_value = _check_proxies(self.proxies if proxies is UNSET else proxies)
-        sent_origin = _check_optional_str("origin", self.origin if origin is UNSET else origin)
-        profile = _profile(self.impersonate if impersonate is UNSET else impersonate)
+        proxy_auth_value = _check_auth(_merge(self.proxy_auth, proxy_auth), "proxy_auth")
+        proxy_value = _check_optional_str("proxy", _merge(self.proxy, proxy))
+        proxies_value = _check_proxies(_merge(self.proxies, proxies))
+        sent_origin = _check_optional_str("origin", _merge(self.origin, origin))
+        profile = _profile(_merge(self.impersonate, impersonate))
         offers = _DEFAULT_OFFERS if compression == "deflate" else offers_from_option(compression)
         if profile is not None:
             merged_headers, sent_origin = _impersonated_headers(
@@ -378,11 +380,11 @@ class AsyncSession:
                 offers = _browser_offer(profile)
         options = ConnectOptions(
             headers=merged_headers.items(),
-            auth=_check_auth(self.auth if auth is UNSET else auth),
+            auth=_check_auth(_merge(self.auth, auth)),
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            verify=self.verify if verify is UNSET else verify,
-            cert=self.cert if cert is UNSET else cert,
+            verify=_merge(self.verify, verify),
+            cert=_merge(self.cert, cert),
             subprotocols=tuple(subprotocols or ()),
             compression=offers,
             origin=sent_origin,
@@ -396,28 +398,22 @@ class AsyncSession:
             stream_fragments=bool(stream_fragments),
             ping_interval=_check_positive("ping_interval", ping_interval),
             ping_timeout=_check_positive("ping_timeout", ping_timeout),
-            local_addr=_check_interface(self.interface if interface is UNSET else interface),
+            local_addr=_check_interface(_merge(self.interface, interface)),
             cookies=CookieContext(self.cookies, target, self._host_cookies, cookies),
             proxy=proxy_value,
             proxies=proxies_value,
             proxy_auth=proxy_auth_value,
             trust_env=self.trust_env,
-            allow_redirects=bool(
-                self.allow_redirects if allow_redirects is UNSET else allow_redirects
-            ),
+            allow_redirects=bool(_merge(self.allow_redirects, allow_redirects)),
             max_redirects=_check_size(
                 "max_redirects",
-                self.max_redirects if max_redirects is UNSET else max_redirects,
+                _merge(self.max_redirects, max_redirects),
                 minimum=0,
             ),
             allow_insecure_redirects=bool(
-                self.allow_insecure_redirects
-                if allow_insecure_redirects is UNSET
-                else allow_insecure_redirects
+                _merge(self.allow_insecure_redirects, allow_insecure_redirects)
             ),
-            unix_socket=_check_unix_socket(
-                self.unix_socket if unix_socket is UNSET else unix_socket
-            ),
+            unix_socket=_check_unix_socket(_merge(self.unix_socket, unix_socket)),
             header_order=profile.order if profile is not None else None,
             # Under a profile, User-Agent is one of the profile's headers.
             user_agent=DEFAULT_USER_AGENT if profile is None else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,13 +84,6 @@ def _query_pairs(params: ParamsLike) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in items]
 
 
-#: URLs parsed without ``params``: a client connects to a few URLs again and
-#: again, and a ``WsURL`` is immutable, so a parsed one is reused. Failures are
-#: not kept (they raise every time).
-_parsed: dict[str, WsURL] = {}
-_PARSED_MAX = 256
-
-
 def parse_url(url: str, params: ParamsLike | None = None) -> WsURL:
     """Parse ``url``; ``http``/``https`` are accepted as ``ws``/``wss``.
 
@@ -97,19 +91,18 @@ def parse_url(url: str, params: ParamsLike | None = None) -> WsURL:
     unsupported scheme, a missing host, a bad port or a fragment (§3: "Fragment
     identifiers are meaningless in the context of WebSocket URIs").
     """
-    cache = not params and type(url) is str
-    if cache:
-        parsed = _parsed.get(url)
-        if parsed is not None:
-            return parsed
-    elif not isinstance(url, str):
+    if not params and type(url) is str:
+        return _parse_plain(url)
+    if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
-    parsed = _parse(url, params)
-    if cache:
-        if len(_parsed) >= _PARSED_MAX:
-            _parsed.clear()
-        _parsed[url] = parsed
-    return parsed
+    return _parse(url, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_plain(url: str) -> WsURL:
+    """``_parse(url, None)``, kept: a client connects to a few URLs again and
+    again, and a ``WsURL`` is immutable. Failures raise every time."""
+    return _parse(url, None)
 
 
 def _parse(url: str, params: ParamsLike | None) -> WsURL:
