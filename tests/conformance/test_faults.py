@@ -742,6 +742,69 @@ class TestCutFrames:
         assert received == [message] * len(sent)
 
 
+class TestDirectWrites:
+    """On asyncio's own TCP transport, small frames go straight to the socket
+    while the transport holds nothing, and the transport gets only what the
+    socket leaves (see "Sending" in aio/websocket.py)."""
+
+    async def test_small_frames_skip_the_transport(self) -> None:
+        """Every message arrives whole and in order, with transport.write
+        called for none of them while the socket takes them all."""
+        received: list[bytes] = []
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            while (got := conn.read_message()) is not None:
+                received.append(got[1])
+            conn.send(frame(CLOSE, close_payload(1000)))
+
+        writes: list[int] = []
+        async with RawServer(script) as server, AsyncSession() as s:
+            ws = await within(s.ws_connect(server.url()))
+            if ws._sock is None:
+                pytest.skip("uvloop's transport takes every write itself")
+            transport = ws.transport
+            assert transport is not None
+            real_write = transport.write
+
+            def counting_write(data: bytes | bytearray | memoryview) -> None:
+                writes.append(len(data))
+                real_write(data)
+
+            transport.write = counting_write  # type: ignore[method-assign]
+            for i in range(100):
+                await within(ws.send_bytes(i.to_bytes(4, "big") * 100))
+            assert writes == []
+            await within(ws.close())
+        assert received == [i.to_bytes(4, "big") * 100 for i in range(100)]
+        assert len(writes) == 1  # the CLOSE, written as control frames are
+
+    async def test_a_refused_write_fails_the_connection(self) -> None:
+        """A send the socket refuses (the peer reset the connection) goes to the
+        transport, which fails the connection with that error (RFC 6455
+        §7.1.7): send_bytes returns, then sending and recv() raise 1006."""
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            time.sleep(0.1)
+            conn.reset()
+
+        async with RawServer(script) as server, AsyncSession() as s:
+            ws = await within(s.ws_connect(server.url()))
+            # Block the loop through the reset so that it cannot see it first:
+            # the send meets it on the socket.
+            time.sleep(0.4)
+            await ws.send_bytes(b"into a reset connection")
+            with pytest.raises(WebSocketClosed) as info:
+                await within(ws.recv())
+            assert info.value.code == 1006
+            assert "reset" in str(info.value) or "pipe" in str(info.value).lower()
+            with pytest.raises(WebSocketClosed):
+                await ws.send_bytes(b"after the failure")
+            assert ws.closed
+            assert ws.transport is not None and ws.transport.is_closing()
+
+
 class TestCoalescing:
     async def test_each_message_keeps_its_frames(self) -> None:
         """API rule (README, ``coalesce_frames``): frames written together keep their

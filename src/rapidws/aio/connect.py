@@ -327,6 +327,7 @@ async def _open_once(
     # TCP is up (_send_early), or else from connection_made.
     early = ssl_context is None and proxy is None
     unsent = [request]
+    dialed: list[socket.socket] = []  # the socket, when _send_early saw it
     made: list[AsyncWebSocket] = []
 
     def protocol() -> AsyncWebSocket:
@@ -353,6 +354,7 @@ async def _open_once(
                 subprotocols=options.subprotocols,
                 deflate_offers=options.compression,
                 early=True,
+                sock=dialed[0] if dialed else None,
             )
         return ws
 
@@ -367,7 +369,7 @@ async def _open_once(
             proxy_ssl_context=proxy_ssl,
             unix_socket=options.unix_socket,
             user_agent=user_agent,
-            on_connected=functools.partial(_send_early, unsent) if early else None,
+            on_connected=functools.partial(_send_early, unsent, dialed) if early else None,
         )
         ws = made[0]
         ws.connection_made(transport)  # the TLS transport replaces the TCP one
@@ -397,13 +399,15 @@ async def _open_once(
     return ws
 
 
-def _send_early(unsent: list[bytes], sock: socket.socket) -> None:
+def _send_early(unsent: list[bytes], dialed: list[socket.socket], sock: socket.socket) -> None:
     """The upgrade request, written on the socket as soon as TCP is connected.
 
     The server starts on it while asyncio builds the transport; what the
     socket did not take (or all of it, after an error, which the transport
     then meets) is left in ``unsent[0]`` for ``connection_made`` to write.
+    ``sock`` goes in ``dialed`` for the connection's own small writes.
     """
+    dialed.append(sock)
     request = unsent[0]
     try:
         sent = sock.send(request)

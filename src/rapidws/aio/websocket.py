@@ -20,6 +20,8 @@ receive queue without a task switch:
   write leaves bytes behind and resumes us once they are all sent, so the send
   queue is the one buffer, and a large frame goes over in pieces the socket
   takes whole (asyncio before 3.12 copies what a write leaves behind, twice).
+  Its buffer being empty whenever we are not paused, small frames go straight
+  to the socket, and only what the socket leaves goes through the transport.
   When a piece is left over, the rest of that frame heads the queue ("cut"),
   and control frames go right after it, never inside it. With
   ``coalesce_frames`` every frame goes through the queue, written by one
@@ -38,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from types import TracebackType
@@ -118,6 +121,7 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         "_write_paused",
         "_cut",
         "_pieces",
+        "_sock",
         "close_timeout",
         "_close_info",
         "_lost",
@@ -201,6 +205,9 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         #: Whether large frames go in pieces (asyncio's own TCP transport; see
         #: connection_made).
         self._pieces = False
+        #: The TCP socket under asyncio's own transport, which small frames
+        #: go straight to while the transport holds nothing (_write_frame).
+        self._sock: socket.socket | None = None
 
         # Closing
         self.close_timeout = close_timeout
@@ -573,7 +580,21 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         assert transport is not None
         size = len(frame)
         if size <= _WRITE_CHUNK or not self._pieces:
-            transport.write(frame)
+            sock = self._sock
+            if sock is None or transport.is_closing():
+                transport.write(frame)
+                return self._write_paused
+            # What transport.write would do, less its Python: while we are not
+            # paused its buffer is empty (limits of 0), so the socket is next
+            # in line. Whatever the socket does not take, the transport gets:
+            # it keeps the rest (and pauses us) or meets the error and fails
+            # the connection, exactly as if it had made this call itself.
+            try:
+                sent = sock.send(frame)
+            except OSError:
+                sent = 0
+            if sent != size:
+                transport.write(memoryview(frame)[sent:] if sent else frame)
             return self._write_paused
         view = memoryview(frame)
         for start in range(0, size, _WRITE_CHUNK):
@@ -709,14 +730,17 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         subprotocols: tuple[str, ...],
         deflate_offers: tuple[DeflateOptions, ...] = (),
         early: bool = False,
+        sock: socket.socket | None = None,
     ) -> asyncio.Future[None]:
         """Send the upgrade ``request``; the future is settled by the response.
 
         ``early``: called before the transport exists; ``connection_made``
         writes ``request`` (over plain TCP, what is left of it once connect.py
-        has sent the start on the socket).
+        has sent the start on the socket). ``sock``: the socket connect.py
+        dialed, which the coming transport will own.
         """
         self._key = key
+        self._sock = sock
         self._subprotocols = subprotocols
         self._deflate_offers = deflate_offers
         self._response_parser = ResponseParser()
@@ -820,6 +844,8 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
             with contextlib.suppress(NotImplementedError):  # a transport without limits
                 transport.set_write_buffer_limits(0)  # type: ignore[attr-defined]
                 self._pieces = True
+        if not self._pieces:
+            self._sock = None
         request = self._early_request
         if request is not None:
             self._early_request = None
