@@ -405,9 +405,10 @@ def _send_early(unsent: list[bytes], dialed: list[socket.socket], sock: socket.s
     The server starts on it while asyncio builds the transport; what the
     socket did not take (or all of it, after an error, which the transport
     then meets) is left in ``unsent[0]`` for ``connection_made`` to write.
-    ``sock`` goes in ``dialed`` for the connection's own small writes.
+    ``sock`` goes in ``dialed`` (in place of any earlier address's) for the
+    connection's own small writes.
     """
-    dialed.append(sock)
+    dialed[:] = [sock]
     request = unsent[0]
     try:
         sent = sock.send(request)
