@@ -779,6 +779,35 @@ class TestDirectWrites:
         assert received == [i.to_bytes(4, "big") * 100 for i in range(100)]
         assert len(writes) == 1  # the CLOSE, written as control frames are
 
+    async def test_raised_write_limits_keep_frames_whole(self) -> None:
+        """With the transport's limits raised (by the application, through
+        ``ws.transport``), it holds bytes without pausing us; a frame must then
+        queue behind them instead of going to the socket first (§5.2: a frame's
+        bytes are contiguous)."""
+        message = os.urandom(32 * 1024)
+        received: list[bytes] = []
+
+        def script(conn: RawConnection) -> None:
+            conn.accept()
+            # Reading all along, slower than the client writes: the socket
+            # keeps freeing room while the transport holds bytes.
+            while (got := conn.read_message()) is not None:
+                received.append(got[1])
+            conn.send(frame(CLOSE, close_payload(1000)))
+
+        async with (
+            RawServer(script, rcvbuf=16 * 1024) as server,
+            AsyncSession() as s,
+            s.ws_connect(server.url()) as ws,
+        ):
+            transport = ws.transport
+            assert transport is not None
+            transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+            for _ in range(500):
+                await ws.send_bytes(message)  # never waits: nothing pauses us
+            await within(ws.flush())
+        assert received == [message] * 500
+
     async def test_a_refused_write_fails_the_connection(self) -> None:
         """A send the socket refuses (the peer reset the connection) goes to the
         transport, which fails the connection with that error (RFC 6455

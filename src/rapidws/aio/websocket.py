@@ -581,14 +581,15 @@ class AsyncWebSocket(asyncio.BufferedProtocol):
         size = len(frame)
         if size <= _WRITE_CHUNK or not self._pieces:
             sock = self._sock
-            if sock is None or transport.is_closing():
+            if sock is None or transport.get_write_buffer_size() or transport.is_closing():
                 transport.write(frame)
                 return self._write_paused
-            # What transport.write would do, less its Python: while we are not
-            # paused its buffer is empty (limits of 0), so the socket is next
-            # in line. Whatever the socket does not take, the transport gets:
-            # it keeps the rest (and pauses us) or meets the error and fails
-            # the connection, exactly as if it had made this call itself.
+            # What transport.write would do, less its Python: with nothing in
+            # its buffer (always so while we are not paused, unless someone
+            # raised its limits) the socket is next in line. Whatever the
+            # socket does not take, the transport gets: it keeps the rest (and
+            # pauses us) or meets the error and fails the connection, exactly
+            # as if it had made this call itself.
             try:
                 sent = sock.send(frame)
             except OSError:
