@@ -20,8 +20,8 @@ receive queue without a task switch:
   write leaves bytes behind and resumes us once they are all sent, so the send
   queue is the one buffer, and a large frame goes over in pieces the socket
   takes whole (asyncio before 3.12 copies what a write leaves behind, twice).
-  Its buffer being empty whenever we are not paused, small frames go straight
-  to the socket, and only what the socket leaves goes through the transport.
+  While that buffer is empty, small frames go straight to the socket, and
+  only what the socket leaves goes through the transport.
   When a piece is left over, the rest of that frame heads the queue ("cut"),
   and control frames go right after it, never inside it. With
   ``coalesce_frames`` every frame goes through the queue, written by one
