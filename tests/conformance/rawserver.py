@@ -205,6 +205,13 @@ class RawConnection:
             if got.fin:
                 return opcode, b"".join(parts)
 
+    def read_messages(self, into: list[tuple[int, bytes]]) -> None:
+        """Append every data message to ``into`` as ``read_message`` returns it,
+        until the client's CLOSE (or EOF); then answer with CLOSE 1000."""
+        while (message := self.read_message()) is not None:
+            into.append(message)
+        self.send(frame(CLOSE, close_payload(1000)))
+
     def read_close(self) -> ClientFrame:
         """Read frames until the client's CLOSE; fail on EOF before it."""
         while True:

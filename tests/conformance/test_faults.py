@@ -610,15 +610,13 @@ class TestBackpressure:
         with ``timeout``: memory stays bounded. Once the server reads again, every
         message accepted by send() arrives, in order."""
         resume = threading.Event()
-        received: list[bytes] = []
+        received: list[tuple[int, bytes]] = []
         size = 64 * 1024
 
         def script(conn: RawConnection) -> None:
             conn.accept()
             assert resume.wait(SCRIPT_TIMEOUT), "the client never hit backpressure"
-            while (message := conn.read_message()) is not None:
-                received.append(message[1])
-            conn.send(frame(CLOSE, close_payload(1000)))
+            conn.read_messages(received)
 
         async with (
             RawServer(script, rcvbuf=4096) as server,
@@ -639,7 +637,8 @@ class TestBackpressure:
             resume.set()
             await within(ws.flush())
         assert len(received) == sent
-        assert [int.from_bytes(m[:4], "big") for m in received] == list(range(sent))
+        assert {opcode for opcode, _ in received} <= {BINARY}
+        assert [int.from_bytes(m[:4], "big") for _, m in received] == list(range(sent))
 
 
 class TestDrainOnError:
@@ -718,14 +717,12 @@ class TestCutFrames:
         woken by resume_writing, not by polling."""
         message = os.urandom(255 * 1024)  # one write each: below the piece size
         sent: list[int] = []
-        received: list[bytes] = []
+        received: list[tuple[int, bytes]] = []
 
         def script(conn: RawConnection) -> None:
             conn.accept()
             time.sleep(0.5)  # not reading yet
-            while (got := conn.read_message()) is not None:  # None: the CLOSE
-                received.append(got[1])
-            conn.send(frame(CLOSE, close_payload(1000)))
+            conn.read_messages(received)
 
         async with (
             RawServer(script, rcvbuf=4096) as server,
@@ -739,7 +736,7 @@ class TestCutFrames:
             # nothing in the send queue.
             assert ws._write_paused and not ws._send_queue
             await within(ws.flush())
-        assert received == [message] * len(sent)
+        assert received == [(BINARY, message)] * len(sent)
 
 
 class TestDirectWrites:
@@ -750,13 +747,11 @@ class TestDirectWrites:
     async def test_small_frames_skip_the_transport(self) -> None:
         """Every message arrives whole and in order, with transport.write
         called for none of them while the socket takes them all."""
-        received: list[bytes] = []
+        received: list[tuple[int, bytes]] = []
 
         def script(conn: RawConnection) -> None:
             conn.accept()
-            while (got := conn.read_message()) is not None:
-                received.append(got[1])
-            conn.send(frame(CLOSE, close_payload(1000)))
+            conn.read_messages(received)
 
         writes: list[int] = []
         async with RawServer(script) as server, AsyncSession() as s:
@@ -776,7 +771,7 @@ class TestDirectWrites:
                 await within(ws.send_bytes(i.to_bytes(4, "big") * 100))
             assert writes == []
             await within(ws.close())
-        assert received == [i.to_bytes(4, "big") * 100 for i in range(100)]
+        assert received == [(BINARY, i.to_bytes(4, "big") * 100) for i in range(100)]
         assert len(writes) == 1  # the CLOSE, written as control frames are
 
     async def test_raised_write_limits_keep_frames_whole(self) -> None:
@@ -785,15 +780,13 @@ class TestDirectWrites:
         queue behind them instead of going to the socket first (§5.2: a frame's
         bytes are contiguous)."""
         message = os.urandom(32 * 1024)
-        received: list[bytes] = []
+        received: list[tuple[int, bytes]] = []
 
         def script(conn: RawConnection) -> None:
             conn.accept()
             # Reading all along, slower than the client writes: the socket
             # keeps freeing room while the transport holds bytes.
-            while (got := conn.read_message()) is not None:
-                received.append(got[1])
-            conn.send(frame(CLOSE, close_payload(1000)))
+            conn.read_messages(received)
 
         async with (
             RawServer(script, rcvbuf=16 * 1024) as server,
@@ -806,7 +799,7 @@ class TestDirectWrites:
             for _ in range(500):
                 await ws.send_bytes(message)  # never waits: nothing pauses us
             await within(ws.flush())
-        assert received == [message] * 500
+        assert received == [(BINARY, message)] * 500
 
     async def test_a_refused_write_fails_the_connection(self) -> None:
         """A send the socket refuses (the peer reset the connection) goes to the
@@ -843,9 +836,7 @@ class TestCoalescing:
 
         def script(conn: RawConnection) -> None:
             conn.accept()
-            while (message := conn.read_message()) is not None:
-                messages.append(message)
-            conn.send(frame(CLOSE, close_payload(1000)))
+            conn.read_messages(messages)
 
         async def send_all(ws: AsyncWebSocket) -> None:
             for i in range(200):
