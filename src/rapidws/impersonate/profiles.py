@@ -128,6 +128,22 @@ _CHROMIUM_ACCEPT = (
 )
 _CHROMIUM_EXTENSIONS = "permessage-deflate; client_max_window_bits"
 
+
+def _chromium_headers(product: str) -> tuple[tuple[str, str], ...]:
+    """A Chromium browser's upgrade headers; they differ only in the end of the
+    User-Agent, given as ``product`` ("Chrome/N.0.0.0 Safari/537.36 ...")."""
+    return (
+        ("Pragma", "no-cache"),
+        ("Cache-Control", "no-cache"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+            f"(KHTML, like Gecko) {product}",
+        ),
+        *_CHROMIUM_ACCEPT,
+    )
+
+
 # Chrome's cipher suites: the JA4 specification's example list, whose sorted
 # hash 8daaf6152771 is Chrome's published JA4_b; measured unchanged on 156.
 _CHROME_CIPHERS = (
@@ -255,16 +271,7 @@ CHROME_131 = Profile(
     browser="chrome",
     version=131,
     order=_CHROMIUM_ORDER,
-    headers=(
-        ("Pragma", "no-cache"),
-        ("Cache-Control", "no-cache"),
-        (
-            "User-Agent",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-            "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-        ),
-        *_CHROMIUM_ACCEPT,
-    ),
+    headers=_chromium_headers("Chrome/131.0.0.0 Safari/537.36"),
     extensions=_CHROMIUM_EXTENSIONS,
     tls=_CHROME_131_TLS,
     source=_CHROME_SOURCE,
@@ -275,16 +282,7 @@ CHROME_156 = Profile(
     browser="chrome",
     version=156,
     order=_CHROMIUM_ORDER,
-    headers=(
-        ("Pragma", "no-cache"),
-        ("Cache-Control", "no-cache"),
-        (
-            "User-Agent",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-            "(KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
-        ),
-        *_CHROMIUM_ACCEPT,
-    ),
+    headers=_chromium_headers("Chrome/156.0.0.0 Safari/537.36"),
     extensions=_CHROMIUM_EXTENSIONS,
     tls=_CHROME_156_TLS,
     source=_CHROME_SOURCE,
@@ -299,16 +297,7 @@ EDGE_131 = Profile(
     browser="edge",
     version=131,
     order=_CHROMIUM_ORDER,
-    headers=(
-        ("Pragma", "no-cache"),
-        ("Cache-Control", "no-cache"),
-        (
-            "User-Agent",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-            "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
-        ),
-        *_CHROMIUM_ACCEPT,
-    ),
+    headers=_chromium_headers("Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"),
     extensions=_CHROMIUM_EXTENSIONS,
     tls=_CHROME_131_TLS,
     source="Chromium's order and values (see chrome131) with Edge's published UA suffix",
